@@ -16,8 +16,11 @@ mod tests;
 
 /// Every metric of every module, sorted by name.
 pub fn all() -> Vec<&'static MetricDef> {
-    let mut metrics: Vec<&'static MetricDef> =
-        [vllm::ALL, kv_index::ALL].into_iter().flatten().copied().collect();
+    let mut metrics: Vec<&'static MetricDef> = [vllm::ALL, kv_index::ALL]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
     metrics.sort_by_key(|metric| metric.name);
     metrics
 }

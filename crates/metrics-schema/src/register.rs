@@ -28,8 +28,14 @@ impl MetricDef {
         registry: &Registry,
         runtime_bound: u64,
     ) -> prometheus::Result<HistogramVec> {
-        debug_assert_eq!(self.kind, Kind::Histogram, "{} is not a histogram", self.name);
-        let opts = HistogramOpts::new(self.name, self.help).buckets(self.bucket_bounds(runtime_bound));
+        debug_assert_eq!(
+            self.kind,
+            Kind::Histogram,
+            "{} is not a histogram",
+            self.name
+        );
+        let opts =
+            HistogramOpts::new(self.name, self.help).buckets(self.bucket_bounds(runtime_bound));
         let family = HistogramVec::new(opts, &self.label_names())?;
         registry.register(Box::new(family.clone()))?;
         Ok(family)

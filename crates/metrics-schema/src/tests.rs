@@ -1,0 +1,2 @@
+//! Naming rules for every metric and span, and the vLLM families checked against vLLM's own
+//! output.
