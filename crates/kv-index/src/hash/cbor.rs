@@ -1,0 +1,104 @@
+//! The canonical CBOR pre-image (`cbor2.dumps(obj, canonical=True)`) of a block tuple.
+//!
+//! Only what vLLM's keys contain: arrays, byte and text strings, integers and null, all with
+//! definite lengths and the shortest heads.
+
+use super::ExtraKey;
+
+const MAJOR_UINT: u8 = 0;
+const MAJOR_NEGINT: u8 = 1;
+const MAJOR_BYTES: u8 = 2;
+const MAJOR_TEXT: u8 = 3;
+const MAJOR_ARRAY: u8 = 4;
+const NULL: u8 = 0xf6;
+
+/// `[parent, [tokens...], extra_keys | null]`.
+pub(super) fn write_block(
+    buf: &mut Vec<u8>,
+    parent: &[u8],
+    tokens: &[u32],
+    extra_keys: Option<&[ExtraKey]>,
+) {
+    buf.reserve(parent.len() + tokens.len() * 5 + 8);
+    buf.push(0x83);
+    write_bytes(buf, parent);
+    write_head(buf, MAJOR_ARRAY, tokens.len() as u64);
+    for &token in tokens {
+        write_head(buf, MAJOR_UINT, u64::from(token));
+    }
+    match extra_keys {
+        None => buf.push(NULL),
+        Some(keys) => {
+            write_head(buf, MAJOR_ARRAY, keys.len() as u64);
+            for key in keys {
+                write_extra_key(buf, key);
+            }
+        }
+    }
+}
+
+/// A text string (the NONE_HASH seed).
+pub(super) fn write_text(buf: &mut Vec<u8>, text: &str) {
+    write_head(buf, MAJOR_TEXT, text.len() as u64);
+    buf.extend_from_slice(text.as_bytes());
+}
+
+fn write_extra_key(buf: &mut Vec<u8>, key: &ExtraKey) {
+    match key {
+        ExtraKey::Lora { name, path } => {
+            buf.push(0x83);
+            write_text(buf, "lora");
+            write_text(buf, name);
+            write_text(buf, path);
+        }
+        ExtraKey::Mm { identifier, offset } => {
+            buf.push(0x83);
+            write_text(buf, "mm");
+            write_text(buf, identifier);
+            write_int(buf, *offset);
+        }
+        ExtraKey::CacheSalt(salt) => {
+            buf.push(0x82);
+            write_text(buf, "cache_salt");
+            write_text(buf, salt);
+        }
+        ExtraKey::PromptEmbeds(digest) => {
+            buf.push(0x82);
+            write_text(buf, "prompt_embeds");
+            write_bytes(buf, digest);
+        }
+    }
+}
+
+fn write_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    write_head(buf, MAJOR_BYTES, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+fn write_int(buf: &mut Vec<u8>, value: i64) {
+    if value >= 0 {
+        write_head(buf, MAJOR_UINT, value as u64);
+    } else {
+        // -1 - n, computed without overflow for i64::MIN.
+        write_head(buf, MAJOR_NEGINT, !(value as u64));
+    }
+}
+
+#[inline]
+fn write_head(buf: &mut Vec<u8>, major: u8, value: u64) {
+    let major = major << 5;
+    if value < 24 {
+        buf.push(major | value as u8);
+    } else if value <= 0xff {
+        buf.extend_from_slice(&[major | 24, value as u8]);
+    } else if value <= 0xffff {
+        buf.push(major | 25);
+        buf.extend_from_slice(&(value as u16).to_be_bytes());
+    } else if value <= 0xffff_ffff {
+        buf.push(major | 26);
+        buf.extend_from_slice(&(value as u32).to_be_bytes());
+    } else {
+        buf.push(major | 27);
+        buf.extend_from_slice(&value.to_be_bytes());
+    }
+}

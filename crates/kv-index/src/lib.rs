@@ -1,0 +1,7 @@
+//! The KV-cache block index of the llm-d stack, wire-compatible with vLLM 0.33.
+//!
+//! * [`hash`]: vLLM's prefix-cache block hashes, all four algorithms, byte for byte.
+//!
+//! Only the `publisher` and `subscriber` modules do IO.
+
+pub mod hash;
