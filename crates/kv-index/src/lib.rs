@@ -1,7 +1,9 @@
 //! The KV-cache block index of the llm-d stack, wire-compatible with vLLM 0.33.
 //!
+//! * [`events`]: the `KVEventBatch` wire format: decoder and byte-exact encoder.
 //! * [`hash`]: vLLM's prefix-cache block hashes, all four algorithms, byte for byte.
 //!
 //! Only the `publisher` and `subscriber` modules do IO.
 
+pub mod events;
 pub mod hash;
