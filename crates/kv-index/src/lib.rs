@@ -2,8 +2,10 @@
 //!
 //! * [`events`]: the `KVEventBatch` wire format: decoder and byte-exact encoder.
 //! * [`hash`]: vLLM's prefix-cache block hashes, all four algorithms, byte for byte.
+//! * [`publisher`]: the vLLM-compatible ZMQ PUB + replay ROUTER, for the simulator.
 //!
 //! Only the `publisher` and `subscriber` modules do IO.
 
 pub mod events;
 pub mod hash;
+pub mod publisher;
