@@ -5,8 +5,12 @@
 //! renders dashboards, Helm values and `docs/generated/` from them, so a name cannot drift
 //! between code, dashboards and deployment.
 
+pub mod epp;
 pub mod kv_index;
 pub mod labels;
+pub mod load_gen;
+pub mod pd_proxy;
+pub mod spans;
 pub mod vllm;
 
 #[cfg(feature = "prometheus")]
@@ -14,12 +18,20 @@ mod register;
 #[cfg(test)]
 mod tests;
 
+/// Every component module with its metrics, in reading order; dashboards put one row per entry.
+pub const MODULES: &[(&str, &[&MetricDef])] = &[
+    ("vllm", vllm::ALL),
+    ("epp", epp::ALL),
+    ("pd_proxy", pd_proxy::ALL),
+    ("kv_index", kv_index::ALL),
+    ("load_gen", load_gen::ALL),
+];
+
 /// Every metric of every module, sorted by name.
 pub fn all() -> Vec<&'static MetricDef> {
-    let mut metrics: Vec<&'static MetricDef> = [vllm::ALL, kv_index::ALL]
-        .into_iter()
-        .flatten()
-        .copied()
+    let mut metrics: Vec<&'static MetricDef> = MODULES
+        .iter()
+        .flat_map(|(_, metrics)| metrics.iter().copied())
         .collect();
     metrics.sort_by_key(|metric| metric.name);
     metrics
