@@ -51,11 +51,16 @@ pub enum DropReason {
     /// Decoded, but not applicable (the index decides, e.g. a token count that is not a
     /// multiple of the block size).
     Inconsistent,
+    /// Token-chain keys: the store's parent hash is not in the engine→own key map.
+    UnknownParent,
+    /// A store for a KV-cache group whose hashes do not describe prefixes (sliding window,
+    /// Mamba, ...).
+    UnsupportedGroup,
 }
 
 impl DropReason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::NotABatch,
         DropReason::TrailingBytes,
@@ -67,6 +72,8 @@ impl DropReason {
         DropReason::OutOfRange,
         DropReason::BadUtf8,
         DropReason::Inconsistent,
+        DropReason::UnknownParent,
+        DropReason::UnsupportedGroup,
     ];
 
     /// The `reason` label value.
@@ -83,6 +90,8 @@ impl DropReason {
             DropReason::OutOfRange => "out_of_range",
             DropReason::BadUtf8 => "bad_utf8",
             DropReason::Inconsistent => "inconsistent",
+            DropReason::UnknownParent => "unknown_parent",
+            DropReason::UnsupportedGroup => "unsupported_group",
         }
     }
 }

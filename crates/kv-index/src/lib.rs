@@ -2,10 +2,13 @@
 //!
 //! * [`events`]: the `KVEventBatch` wire format: decoder and byte-exact encoder.
 //! * [`hash`]: vLLM's prefix-cache block hashes, all four algorithms, byte for byte.
+//! * [`index`]: blocks per pod and tier, engine-key or token-chain keys, prefix scoring.
 //! * [`publisher`]: the vLLM-compatible ZMQ PUB + replay ROUTER, for the simulator.
 //!
 //! Only the `publisher` and `subscriber` modules do IO.
 
 pub mod events;
 pub mod hash;
+pub mod index;
 pub mod publisher;
+mod score;
