@@ -49,7 +49,7 @@ pub(crate) struct AppState {
     pub(crate) engine: EngineHandle,
     pub(crate) metrics: Metrics,
     pub(crate) tokenizer: Tokenizer,
-    pub(crate) tracing: telemetry::Tracing,
+    pub(crate) tracing: Arc<telemetry::Tracing>,
     pub(crate) rng: Mutex<SmallRng>,
     pub(crate) started: u64,
     pub(crate) in_flight: std::sync::atomic::AtomicI64,

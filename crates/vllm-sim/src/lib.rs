@@ -58,6 +58,7 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     engine: EngineStop,
+    tracing: Arc<telemetry::Tracing>,
 }
 
 struct EngineStop(engine::EngineHandle);
@@ -98,16 +99,25 @@ impl Server {
         }
         let result = (&mut self.task).await;
         self.engine.0.shutdown();
+        self.flush_spans().await;
         match result {
             Ok(result) => result.map_err(Error::Serve),
             Err(join) => Err(Error::Serve(std::io::Error::other(join))),
         }
     }
 
+    /// Exports finished spans from a blocking thread, so the runtime stays free to drive the
+    /// exporter's connection.
+    async fn flush_spans(&self) {
+        let tracing = self.tracing.clone();
+        let _ = tokio::task::spawn_blocking(move || tracing.flush()).await;
+    }
+
     /// Serves until the process is told to stop (SIGINT or SIGTERM).
     pub async fn wait(mut self) -> Result<(), Error> {
         let result = (&mut self.task).await;
         self.engine.0.shutdown();
+        self.flush_spans().await;
         match result {
             Ok(result) => result.map_err(Error::Serve),
             Err(join) => Err(Error::Serve(std::io::Error::other(join))),
@@ -141,7 +151,7 @@ pub async fn spawn_with(
         otlp_endpoint: config.otlp_traces_endpoint.clone(),
         ..telemetry::TelemetryConfig::disabled("vllm")
     };
-    let tracing = telemetry::Tracing::new(&telemetry_config, "vllm.tracing.otel")?;
+    let tracing = Arc::new(telemetry::Tracing::new(&telemetry_config, "vllm.tracing.otel")?);
     let publisher = kv_events::KvEvents::start(&config)?;
     let kv_event_sources = publisher.as_ref().map_or(serde_json::json!({}), |p| p.sources());
     let sink = publisher.map(kv_events::KvEvents::into_sink);
@@ -157,7 +167,7 @@ pub async fn spawn_with(
         engine: engine.clone(),
         metrics,
         tokenizer,
-        tracing,
+        tracing: tracing.clone(),
         rng: parking_lot::Mutex::new(rand::rngs::SmallRng::seed_from_u64(config.seed)),
         started: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -182,7 +192,7 @@ pub async fn spawn_with(
         axum::serve(listener, router).with_graceful_shutdown(stop_signal).await
     });
     tracing::info!(%addr, "vLLM simulator listening.");
-    Ok(Server { addr, shutdown: Some(shutdown_tx), task, engine: EngineStop(engine) })
+    Ok(Server { addr, shutdown: Some(shutdown_tx), task, engine: EngineStop(engine), tracing })
 }
 
 /// The binary's entry: serve until SIGINT/SIGTERM.

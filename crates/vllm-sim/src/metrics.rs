@@ -168,6 +168,12 @@ impl Metrics {
         for reason in ["stop", "length", "abort", "error", "repetition"] {
             metrics.request_success(reason);
         }
+        // The simulator queues without bound, so admission never rejects; both reasons exist.
+        let rejections = vllm::ADMISSION_REJECTIONS_TOTAL.register_counter(&metrics.registry)?;
+        for reason in ["max_num_queued_reqs", "max_num_queued_tokens"] {
+            let pairs = [bound[0], ("reason", reason)];
+            rejections.with_label_values(&values(&vllm::ADMISSION_REJECTIONS_TOTAL, &pairs));
+        }
         let sleep_state = vllm::ENGINE_SLEEP_STATE.register_gauge(&metrics.registry)?;
         for (state, value) in [("awake", 1.0), ("weights_offloaded", 0.0), ("discard_all", 0.0)] {
             let pairs = [bound[0], bound[1], ("sleep_state", state)];
