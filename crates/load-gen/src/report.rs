@@ -214,8 +214,15 @@ impl Report {
             for slow in self.slowest.iter().take(5) {
                 writeln!(
                     out,
-                    "  {:>10.1}ms  trace_id={}  {}  {}",
-                    slow.e2e_ms, slow.trace_id, slow.request_id, slow.pattern
+                    "  {:>10.1}ms  trace_id={}  {}  {}{}",
+                    slow.e2e_ms,
+                    slow.trace_id,
+                    slow.request_id,
+                    slow.pattern,
+                    slow.failure
+                        .as_deref()
+                        .map(|failure| format!("  ✗ {failure}"))
+                        .unwrap_or_default()
                 )?;
             }
         }

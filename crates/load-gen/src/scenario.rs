@@ -130,9 +130,13 @@ fn default_pause_scale() -> f64 {
 impl Scenario {
     /// Parses scenario YAML; `origin` names the file in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Scenario, Error> {
-        serde_norway::from_str(text).map_err(|error| Error::Scenario {
-            path: origin.to_owned(),
-            reason: error.to_string(),
+        // Enums are written as one-key maps (`load: {closed_loop: …}`), not YAML tags.
+        let deserializer = serde_norway::Deserializer::from_str(text);
+        serde_norway::with::singleton_map_recursive::deserialize(deserializer).map_err(|error| {
+            Error::Scenario {
+                path: origin.to_owned(),
+                reason: error.to_string(),
+            }
         })
     }
 

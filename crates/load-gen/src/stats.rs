@@ -3,7 +3,7 @@
 //! per-second timeline, the slowest requests and a seeded sample for the scatter plot.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 
