@@ -4,11 +4,15 @@
 //! * [`hash`]: vLLM's prefix-cache block hashes, all four algorithms, byte for byte.
 //! * [`index`]: blocks per pod and tier, engine-key or token-chain keys, prefix scoring.
 //! * [`publisher`]: the vLLM-compatible ZMQ PUB + replay ROUTER, for the simulator.
+//! * [`subscriber`]: the ZMQ SUB with sequence tracking and replay, feeding an index.
+//! * [`metrics`]: Prometheus handles from `metrics_schema::kv_index`.
 //!
 //! Only the `publisher` and `subscriber` modules do IO.
 
 pub mod events;
 pub mod hash;
 pub mod index;
+pub mod metrics;
 pub mod publisher;
 mod score;
+pub mod subscriber;
