@@ -169,14 +169,13 @@ pub(crate) fn progress_line(
     elapsed: Duration,
     remaining: Remaining,
 ) -> String {
-    let (rate_pct, throughput) = if snapshot.total > 0 {
-        let elapsed = elapsed.as_secs_f64().max(f64::EPSILON);
-        (
-            snapshot.successful * 100 / snapshot.total,
-            snapshot.total as f64 / elapsed,
-        )
+    let rate_pct = (snapshot.successful * 100)
+        .checked_div(snapshot.total)
+        .unwrap_or(0);
+    let throughput = if snapshot.total > 0 {
+        snapshot.total as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
     } else {
-        (0, 0.0)
+        0.0
     };
     let remaining = match remaining {
         Remaining::Seconds(secs) => format!("{secs}s"),

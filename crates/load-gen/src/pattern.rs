@@ -93,7 +93,7 @@ impl Pattern {
         let ms = Duration::from_millis;
         match self {
             Pattern::LongIslShortOsl => {
-                let (class, max_tokens) = if n % 3 == 0 {
+                let (class, max_tokens) = if n.is_multiple_of(3) {
                     (PromptClass::VeryLong, 50)
                 } else {
                     (PromptClass::Long, 75)

@@ -34,7 +34,7 @@ fn workers_rotate_through_the_six_patterns() {
 fn long_isl_short_osl_every_third_is_very_long() {
     for (idx, step) in steps(Pattern::LongIslShortOsl, 30).iter().enumerate() {
         let n = idx as u64 + 1;
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             assert_eq!((step.class, step.max_tokens), (PromptClass::VeryLong, 50));
         } else {
             assert_eq!((step.class, step.max_tokens), (PromptClass::Long, 75));
