@@ -17,6 +17,7 @@
 mod tests;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -24,6 +25,32 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::events::{BlockRemoved, BlockStored, DropReason, EventExtraKey, KvEvent, KvEventBatch};
 
 const NIL: u32 = u32::MAX;
+
+/// Block keys are already hashes: one folded multiply mixes them well enough, several times
+/// faster than SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        let product = u128::from(self.0 ^ value) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (product >> 64) as u64 ^ product as u64;
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 /// How blocks are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -283,11 +310,11 @@ pub(crate) struct Inner {
     free: u32,
     /// Engine key of each node (token-chain mode only).
     node_engine: Vec<u64>,
-    keys: HashMap<u64, u32>,
+    keys: KeyMap<u32>,
     pods: Vec<PodState>,
     pod_ids: HashMap<String, u32>,
     /// Token-chain mode: engine key → (own key, nodes created through it).
-    engine_map: HashMap<u64, (u64, u32)>,
+    engine_map: KeyMap<(u64, u32)>,
     entries: u64,
     scratch: Vec<u8>,
 }

@@ -1,0 +1,177 @@
+//! `kv-index`: follow one or more vLLM KV-event publishers, print what is indexed per pod,
+//! and score a prompt's token ids against it (text or `--json`).
+//!
+//! ```text
+//! kv-index --connect tcp://10.0.0.5:5557 --replay pod-a=tcp://10.0.0.5:5558 \
+//!     --tokens '[1,2,3,...]' --hash-algo sha256_cbor --json --duration-secs 10
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use kv_index::hash::{BlockHasher, HashAlgo, RequestExtras};
+use kv_index::index::{IndexConfig, KeyMode, KvIndex, TokenChain};
+use kv_index::subscriber::{Source, Subscriber, SubscriberConfig};
+
+/// Follow vLLM KV-event publishers and show the block index.
+#[derive(Debug, Parser)]
+#[command(name = "kv-index", version)]
+struct Args {
+    /// PUB endpoints to connect to (per-pod mode); repeatable.
+    #[arg(long)]
+    connect: Vec<String>,
+    /// Endpoint to bind the SUB socket to (central mode: publishers connect here).
+    #[arg(long, conflicts_with = "connect")]
+    bind: Option<String>,
+    /// Replay ROUTER of a pod, as `<pod>=<endpoint>`; repeatable. Replays from 0 at start.
+    #[arg(long)]
+    replay: Vec<String>,
+    /// SUB topic prefix.
+    #[arg(long, default_value = "kv@")]
+    topic_filter: String,
+    /// `engine` (event hashes are keys) or `token-chain` (keys recomputed from tokens).
+    #[arg(long, default_value = "engine")]
+    key_mode: String,
+    /// Block entries kept per pod.
+    #[arg(long, default_value_t = 1 << 20)]
+    capacity_per_pod: usize,
+    /// A prompt's token ids as a JSON array, scored at every report.
+    #[arg(long)]
+    tokens: Option<String>,
+    /// Tokens per block (vLLM `--block-size`).
+    #[arg(long, default_value_t = 16)]
+    block_size: usize,
+    /// vLLM `--prefix-caching-hash-algo`, for engine keys.
+    #[arg(long, default_value = "sha256")]
+    hash_algo: String,
+    /// vLLM's PYTHONHASHSEED, if it was set (engine keys).
+    #[arg(long, env = "PYTHONHASHSEED")]
+    python_hash_seed: Option<String>,
+    /// Model (or LoRA name) rooting token-chain keys.
+    #[arg(long, default_value = "")]
+    model: String,
+    /// Seconds between reports.
+    #[arg(long, default_value_t = 2.0)]
+    interval_secs: f64,
+    /// Stop after this many seconds (runs until killed otherwise).
+    #[arg(long)]
+    duration_secs: Option<f64>,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let key_mode = match args.key_mode.as_str() {
+        "engine" => KeyMode::Engine,
+        "token-chain" => KeyMode::TokenChain,
+        other => bail!("unknown key mode {other:?}: expected engine or token-chain"),
+    };
+    let source = match (&args.bind, args.connect.is_empty()) {
+        (Some(endpoint), _) => Source::Bind(endpoint.clone()),
+        (None, false) => Source::Connect(args.connect.clone()),
+        (None, true) => bail!("give --connect (repeatable) or --bind"),
+    };
+    let tokens: Option<Vec<u32>> = args
+        .tokens
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("--tokens must be a JSON array of token ids")?;
+    let prompt_keys = match (&tokens, key_mode) {
+        (None, _) => Vec::new(),
+        (Some(tokens), KeyMode::Engine) => {
+            let algo: HashAlgo = args.hash_algo.parse()?;
+            let mut hasher =
+                BlockHasher::from_python_hash_seed(algo, args.python_hash_seed.as_deref());
+            hasher
+                .hash_request(tokens, args.block_size, &RequestExtras::default())?
+                .iter()
+                .map(|hash| hash.external_u64())
+                .collect()
+        }
+        (Some(tokens), KeyMode::TokenChain) => {
+            TokenChain { seed: 0 }.keys(&args.model, tokens, args.block_size, &[])
+        }
+    };
+
+    let index = Arc::new(KvIndex::new(IndexConfig {
+        key_mode,
+        capacity_per_pod: args.capacity_per_pod,
+        ..IndexConfig::default()
+    }));
+    let mut config = SubscriberConfig::new(source);
+    config.topic_filter = args.topic_filter.clone();
+    config.default_model = args.model.clone();
+    let mut replay_endpoints = HashMap::new();
+    for spec in &args.replay {
+        let Some((pod, endpoint)) = spec.split_once('=') else {
+            bail!("--replay takes <pod>=<endpoint>, got {spec:?}");
+        };
+        replay_endpoints.insert(pod.to_owned(), endpoint.to_owned());
+        config.replay_on_start.push(pod.to_owned());
+    }
+    config.replay_endpoints = replay_endpoints;
+    let subscriber = Subscriber::start(config, Arc::clone(&index), None)?;
+    if let Some(endpoint) = subscriber.bound_endpoint() {
+        tracing::info!(endpoint, "Listening for publishers.");
+    }
+
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(args.interval_secs.max(0.05));
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        std::thread::sleep(interval);
+        let pods = index.pods();
+        let scores = (!prompt_keys.is_empty()).then(|| index.score(&prompt_keys));
+        if args.json {
+            let report = serde_json::json!({
+                "elapsed_secs": started.elapsed().as_secs_f64(),
+                "entries": index.len(),
+                "pods": pods,
+                "prompt_blocks": prompt_keys.len(),
+                "scores": scores,
+            });
+            writeln!(stdout, "{report}")?;
+        } else {
+            writeln!(stdout, "{} entries", index.len())?;
+            for pod in &pods {
+                writeln!(
+                    stdout,
+                    "  {:<24} gpu {:>8}  cpu {:>8}  storage {:>8}",
+                    pod.pod, pod.gpu_blocks, pod.cpu_blocks, pod.storage_blocks
+                )?;
+            }
+            for score in scores.iter().flatten() {
+                writeln!(
+                    stdout,
+                    "  score {:<18} matched {:>5}/{} ({:.0}%) weighted {:.1}",
+                    score.pod,
+                    score.matched_blocks,
+                    prompt_keys.len(),
+                    score.ratio * 100.0,
+                    score.score
+                )?;
+            }
+        }
+        stdout.flush()?;
+        if args
+            .duration_secs
+            .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
+        {
+            break;
+        }
+    }
+    subscriber.shutdown();
+    Ok(())
+}
