@@ -150,14 +150,14 @@ impl TelemetryConfig {
             }
             (None, base) => base,
         };
-        if let Some(endpoint) = &endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                errors.push(ConfigError {
-                    name: ENV_OTLP_TRACES_ENDPOINT,
-                    value: endpoint.clone(),
-                    reason: "expected an http:// or https:// URL",
-                });
-            }
+        if let Some(endpoint) = &endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            errors.push(ConfigError {
+                name: ENV_OTLP_TRACES_ENDPOINT,
+                value: endpoint.clone(),
+                reason: "expected an http:// or https:// URL",
+            });
         }
         config.otlp_endpoint = endpoint;
         match get(ENV_TRACES_EXPORTER).as_deref() {
@@ -213,6 +213,10 @@ impl TelemetryConfig {
                 reason: "expected text or json",
             }),
         }
-        if errors.is_empty() { Ok(config) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
     }
 }

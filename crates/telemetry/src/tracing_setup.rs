@@ -40,9 +40,15 @@ pub struct Tracing {
 impl Tracing {
     /// Builds the exporter described by `config`; with no endpoint, a no-op value.
     /// Must be called inside a tokio runtime when the protocol is gRPC.
-    pub fn new(config: &TelemetryConfig, instrumentation_scope: &'static str) -> Result<Tracing, Error> {
+    pub fn new(
+        config: &TelemetryConfig,
+        instrumentation_scope: &'static str,
+    ) -> Result<Tracing, Error> {
         let Some(endpoint) = &config.otlp_endpoint else {
-            return Ok(Tracing { provider: None, tracer: None });
+            return Ok(Tracing {
+                provider: None,
+                tracer: None,
+            });
         };
         let exporter = match config.otlp_protocol {
             OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
@@ -57,19 +63,32 @@ impl Tracing {
                 .with_endpoint(endpoint.clone())
                 .build(),
         }
-        .map_err(|source| Error::Exporter { endpoint: endpoint.clone(), source })?;
+        .map_err(|source| Error::Exporter {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(sampler(config.sampling))
-            .with_resource(Resource::builder().with_service_name(config.service_name.clone()).build())
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(config.service_name.clone())
+                    .build(),
+            )
             .build();
         let tracer = provider.tracer(instrumentation_scope);
-        Ok(Tracing { provider: Some(provider), tracer: Some(tracer) })
+        Ok(Tracing {
+            provider: Some(provider),
+            tracer: Some(tracer),
+        })
     }
 
     /// A value that never traces.
     pub fn disabled() -> Tracing {
-        Tracing { provider: None, tracer: None }
+        Tracing {
+            provider: None,
+            tracer: None,
+        }
     }
 
     /// The tracer, or `None` when tracing is off; callers skip span work entirely then.
@@ -79,20 +98,20 @@ impl Tracing {
 
     /// Exports every finished span now.
     pub fn flush(&self) {
-        if let Some(provider) = &self.provider {
-            if let Err(error) = provider.force_flush() {
-                tracing::warn!(%error, "Flushing spans failed.");
-            }
+        if let Some(provider) = &self.provider
+            && let Err(error) = provider.force_flush()
+        {
+            tracing::warn!(%error, "Flushing spans failed.");
         }
     }
 }
 
 impl Drop for Tracing {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(error) = provider.shutdown() {
-                tracing::warn!(%error, "Shutting the span exporter down failed.");
-            }
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "Shutting the span exporter down failed.");
         }
     }
 }
@@ -123,7 +142,11 @@ pub fn init_logging(config: &TelemetryConfig) -> Result<(), Error> {
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     result.map_err(|_| Error::AlreadyInstalled)

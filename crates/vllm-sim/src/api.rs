@@ -68,8 +68,14 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(|| async { StatusCode::OK }))
-        .route("/ping", get(|| async { StatusCode::OK }).post(|| async { StatusCode::OK }))
-        .route("/version", get(|| async { Json(json!({"version": crate::VLLM_VERSION})) }))
+        .route(
+            "/ping",
+            get(|| async { StatusCode::OK }).post(|| async { StatusCode::OK }),
+        )
+        .route(
+            "/version",
+            get(|| async { Json(json!({"version": crate::VLLM_VERSION})) }),
+        )
         .route("/load", get(load))
         .route("/kv_event_sources", get(kv_event_sources))
         .route("/metrics", get(metrics));
@@ -92,9 +98,16 @@ async fn count_http(State(state): State<Shared>, request: Request, next: Next) -
     let method = request.method().as_str().to_owned();
     let start = Instant::now();
     let response = next.run(request).await;
-    if !matches!(handler.as_str(), "/metrics" | "/health" | "/load" | "/ping" | "/version") {
+    if !matches!(
+        handler.as_str(),
+        "/metrics" | "/health" | "/load" | "/ping" | "/version"
+    ) {
         let status = format!("{}xx", response.status().as_u16() / 100);
-        state.metrics.http_requests.with_label_values(&[&handler, &method, &status]).inc();
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[&handler, &method, &status])
+            .inc();
         state
             .metrics
             .http_request_duration
@@ -157,13 +170,19 @@ async fn tokenize(State(state): State<Shared>, body: Body) -> Response {
             state.tokenizer.encode(prompt)
         } else if let Some(messages) = value.get("messages") {
             let messages: Vec<protocol::Message> = serde_json::from_value(messages.clone())
-                .map_err(|err| ApiError::validation("body.messages", "value_error", &err.to_string()))?;
+                .map_err(|err| {
+                    ApiError::validation("body.messages", "value_error", &err.to_string())
+                })?;
             state
                 .tokenizer
                 .encode_chat(&flatten_messages(&messages)?)
                 .map_err(|err| ApiError::bad_request(err.to_string(), Some("messages")))?
         } else {
-            return Err(ApiError::validation("body.prompt", "missing", "Field required"));
+            return Err(ApiError::validation(
+                "body.prompt",
+                "missing",
+                "Field required",
+            ));
         };
         Ok::<_, ApiError>(Json(json!({
             "count": tokens.len(), "max_model_len": state.config.max_model_len,
@@ -177,8 +196,10 @@ async fn tokenize(State(state): State<Shared>, body: Body) -> Response {
 async fn detokenize(State(state): State<Shared>, body: Body) -> Response {
     let result = async {
         let value = read_json(&state, body).await?;
-        let tokens: Vec<u32> = serde_json::from_value(value.get("tokens").cloned().unwrap_or(Value::Null))
-            .map_err(|err| ApiError::validation("body.tokens", "list_type", &err.to_string()))?;
+        let tokens: Vec<u32> = serde_json::from_value(
+            value.get("tokens").cloned().unwrap_or(Value::Null),
+        )
+        .map_err(|err| ApiError::validation("body.tokens", "list_type", &err.to_string()))?;
         let prompt = state
             .tokenizer
             .decode(&tokens)
@@ -190,27 +211,37 @@ async fn detokenize(State(state): State<Shared>, body: Body) -> Response {
 }
 
 async fn completions(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    generate(state, Endpoint::Completions, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    generate(state, Endpoint::Completions, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    generate(state, Endpoint::Chat, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    generate(state, Endpoint::Chat, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn read_json(state: &AppState, body: Body) -> Result<Value, ApiError> {
-    let bytes = axum::body::to_bytes(body, state.config.max_request_body_bytes).await.map_err(|_| {
-        ApiError::http(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "Request body exceeds the limit of {} bytes.",
-                state.config.max_request_body_bytes
-            ),
-        )
-    })?;
-    serde_json::from_slice(&bytes).map_err(|err| ApiError::validation("body", "json_invalid", &format!("JSON decode error: {err}")))
+    let bytes = axum::body::to_bytes(body, state.config.max_request_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::http(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Request body exceeds the limit of {} bytes.",
+                    state.config.max_request_body_bytes
+                ),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|err| {
+        ApiError::validation("body", "json_invalid", &format!("JSON decode error: {err}"))
+    })
 }
 
-fn flatten_messages(messages: &[protocol::Message]) -> Result<Vec<tokenizer::ChatMessage>, ApiError> {
+fn flatten_messages(
+    messages: &[protocol::Message],
+) -> Result<Vec<tokenizer::ChatMessage>, ApiError> {
     messages
         .iter()
         .map(|message| {
@@ -229,7 +260,9 @@ fn flatten_messages(messages: &[protocol::Message]) -> Result<Vec<tokenizer::Cha
                             }
                             (kind, _) => {
                                 return Err(ApiError::bad_request(
-                                    format!("content part type {kind:?} is not supported by this model"),
+                                    format!(
+                                        "content part type {kind:?} is not supported by this model"
+                                    ),
                                     Some("messages"),
                                 ));
                             }
@@ -238,7 +271,10 @@ fn flatten_messages(messages: &[protocol::Message]) -> Result<Vec<tokenizer::Cha
                     text
                 }
             };
-            Ok(tokenizer::ChatMessage { role: message.role.clone(), content })
+            Ok(tokenizer::ChatMessage {
+                role: message.role.clone(),
+                content,
+            })
         })
         .collect()
 }
@@ -265,7 +301,9 @@ fn injected_failure(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
         }
         None => return None,
     };
-    let failure = FailureType::ALL.into_iter().find(|f| f.status() == status.as_u16());
+    let failure = FailureType::ALL
+        .into_iter()
+        .find(|f| f.status() == status.as_u16());
     Some(match failure {
         Some(FailureType::RateLimit) => ApiError {
             status,
@@ -293,17 +331,16 @@ fn injected_failure(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
     })
 }
 
-fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(key) = &state.config.api_key else { return Ok(()) };
+/// vLLM's `--api-key` check: true when the request may proceed.
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(key) = &state.config.api_key else {
+        return true;
+    };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    if presented == Some(key.as_str()) {
-        Ok(())
-    } else {
-        Err((StatusCode::UNAUTHORIZED, Json(json!({"error": "Unauthorized"}))).into_response())
-    }
+    presented == Some(key.as_str())
 }
 
 struct Prepared {
@@ -321,10 +358,17 @@ fn prepare(
 ) -> Result<Prepared, ApiError> {
     let (prompt_tokens, common) = match endpoint {
         Endpoint::Completions => {
-            let request: CompletionRequest = serde_json::from_value(value)
-                .map_err(|err| ApiError::validation("body", "model_attributes_type", &err.to_string()))?;
+            let request: CompletionRequest = serde_json::from_value(value).map_err(|err| {
+                ApiError::validation("body", "model_attributes_type", &err.to_string())
+            })?;
             let tokens = match request.prompt {
-                None => return Err(ApiError::validation("body.prompt", "missing", "Field required")),
+                None => {
+                    return Err(ApiError::validation(
+                        "body.prompt",
+                        "missing",
+                        "Field required",
+                    ));
+                }
                 Some(Prompt::Text(text)) => state.tokenizer.encode(&text),
                 Some(Prompt::Tokens(tokens)) => tokens,
                 Some(Prompt::Texts(texts)) if texts.len() == 1 => state.tokenizer.encode(&texts[0]),
@@ -339,8 +383,9 @@ fn prepare(
             (tokens, request.common)
         }
         Endpoint::Chat => {
-            let request: ChatRequest = serde_json::from_value(value)
-                .map_err(|err| ApiError::validation("body", "model_attributes_type", &err.to_string()))?;
+            let request: ChatRequest = serde_json::from_value(value).map_err(|err| {
+                ApiError::validation("body", "model_attributes_type", &err.to_string())
+            })?;
             let messages = flatten_messages(&request.messages)?;
             let tokens = state
                 .tokenizer
@@ -356,7 +401,10 @@ fn prepare(
         Some(model) => return Err(ApiError::model_not_found(model)),
     };
     if prompt_tokens.is_empty() {
-        return Err(ApiError::bad_request("The prompt cannot be empty.", Some("prompt")));
+        return Err(ApiError::bad_request(
+            "The prompt cannot be empty.",
+            Some("prompt"),
+        ));
     }
     let input_len = prompt_tokens.len() as u64;
     let max_model_len = u64::from(config.max_model_len);
@@ -410,7 +458,12 @@ fn prepare(
         Endpoint::Completions => format!("cmpl-{base}"),
         Endpoint::Chat => format!("chatcmpl-{base}"),
     };
-    Ok(Prepared { request_id, model, prompt_tokens, common })
+    Ok(Prepared {
+        request_id,
+        model,
+        prompt_tokens,
+        common,
+    })
 }
 
 async fn generate(
@@ -421,16 +474,36 @@ async fn generate(
 ) -> Result<Response, Response> {
     let arrival = Instant::now();
     let arrival_wall = SystemTime::now();
-    check_api_key(&state, &headers)?;
-    let value = read_json(&state, body).await.map_err(IntoResponse::into_response)?;
-    let prepared = prepare(&state, endpoint, &headers, value).map_err(IntoResponse::into_response)?;
+    if !authorized(&state, &headers) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "Unauthorized"})),
+        )
+            .into_response());
+    }
+    let value = read_json(&state, body)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let prepared =
+        prepare(&state, endpoint, &headers, value).map_err(IntoResponse::into_response)?;
     if let Some(failure) = injected_failure(&state, &headers) {
         return Err(failure.into_response());
     }
-    let Prepared { request_id, model, prompt_tokens, common } = prepared;
-    let parent_cx = state.tracing.tracer().map(|_| telemetry::extract_context(&headers));
+    let Prepared {
+        request_id,
+        model,
+        prompt_tokens,
+        common,
+    } = prepared;
+    let parent_cx = state
+        .tracing
+        .tracer()
+        .map(|_| telemetry::extract_context(&headers));
     let input_len = prompt_tokens.len() as u32;
-    let max_tokens = common.max_completion_tokens.or(common.max_tokens).map(|v| v as u32);
+    let max_tokens = common
+        .max_completion_tokens
+        .or(common.max_tokens)
+        .map(|v| v as u32);
     let output_seed = {
         let mut rng = state.rng.lock();
         rng.random::<u64>()
@@ -442,15 +515,26 @@ async fn generate(
             // simulator stops at a seeded length and reports `stop`.
             let remaining = state.config.max_model_len - input_len;
             let cap = remaining.clamp(1, 128);
-            ((output_seed % u64::from(cap)) as u32 + 1, FinishReason::Stop)
+            (
+                (output_seed % u64::from(cap)) as u32 + 1,
+                FinishReason::Stop,
+            )
         }
     };
     let stream = common.stream.unwrap_or(false);
     let force_usage = state.config.enable_force_include_usage;
     let include_usage = force_usage
-        || common.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
+        || common
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
     let continuous_usage = force_usage
-        || common.stream_options.as_ref().and_then(|o| o.continuous_usage_stats).unwrap_or(false);
+        || common
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.continuous_usage_stats)
+            .unwrap_or(false);
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let submission = Submission {
         extras: RequestExtras {
@@ -501,7 +585,6 @@ async fn generate(
             continuous_usage,
             prompt_tokens: input_len,
             emitted: 0,
-            pending: None,
             role_sent: false,
             finished: false,
             span: Some(span),
@@ -522,7 +605,10 @@ async fn generate(
         };
         drop(in_flight);
         record_span(&state, span, &finished);
-        let text = state.tokenizer.decode(&finished.output_tokens).unwrap_or_default();
+        let text = state
+            .tokenizer
+            .decode(&finished.output_tokens)
+            .unwrap_or_default();
         let usage = usage(&state, &finished);
         let reason = finished.reason.as_str();
         let body = match endpoint {
@@ -602,10 +688,11 @@ fn usage(state: &AppState, finished: &Finished) -> Usage {
         prompt_tokens: finished.prompt_tokens,
         total_tokens: finished.prompt_tokens + completion,
         completion_tokens: completion,
-        prompt_tokens_details: state
-            .config
-            .enable_prompt_tokens_details
-            .then_some(PromptTokensDetails { cached_tokens: finished.cached_tokens }),
+        prompt_tokens_details: state.config.enable_prompt_tokens_details.then_some(
+            PromptTokensDetails {
+                cached_tokens: finished.cached_tokens,
+            },
+        ),
     }
 }
 
@@ -614,14 +701,18 @@ struct InFlight(Shared);
 
 impl InFlight {
     fn new(state: Shared) -> InFlight {
-        state.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         InFlight(state)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -637,11 +728,16 @@ struct SpanInfo {
 /// vLLM's one `llm_request` SERVER span per finished request.
 fn record_span(state: &AppState, info: SpanInfo, finished: &Finished) {
     use metrics_schema::spans::attrs;
-    let (Some(tracer), Some(parent_cx)) = (state.tracing.tracer(), info.parent_cx) else { return };
+    let (Some(tracer), Some(parent_cx)) = (state.tracing.tracer(), info.parent_cx) else {
+        return;
+    };
     let secs = |d: Duration| d.as_secs_f64();
     let mut attributes = vec![
         KeyValue::new(attrs::GEN_AI_REQUEST_ID.key, info.request_id),
-        KeyValue::new(attrs::GEN_AI_USAGE_PROMPT_TOKENS.key, i64::from(finished.prompt_tokens)),
+        KeyValue::new(
+            attrs::GEN_AI_USAGE_PROMPT_TOKENS.key,
+            i64::from(finished.prompt_tokens),
+        ),
         KeyValue::new(
             attrs::GEN_AI_USAGE_COMPLETION_TOKENS.key,
             finished.output_tokens.len() as i64,
@@ -650,7 +746,10 @@ fn record_span(state: &AppState, info: SpanInfo, finished: &Finished) {
             attrs::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN.key,
             secs(finished.first_token - finished.arrival),
         ),
-        KeyValue::new(attrs::GEN_AI_LATENCY_E2E.key, secs(finished.last_token - finished.arrival)),
+        KeyValue::new(
+            attrs::GEN_AI_LATENCY_E2E.key,
+            secs(finished.last_token - finished.arrival),
+        ),
         KeyValue::new(
             attrs::GEN_AI_LATENCY_TIME_IN_QUEUE.key,
             secs(finished.scheduled - finished.arrival),
@@ -673,10 +772,16 @@ fn record_span(state: &AppState, info: SpanInfo, finished: &Finished) {
         attributes.push(KeyValue::new(attrs::GEN_AI_REQUEST_TOP_P.key, top_p));
     }
     if let Some(max_tokens) = info.max_tokens {
-        attributes.push(KeyValue::new(attrs::GEN_AI_REQUEST_MAX_TOKENS.key, i64::from(max_tokens)));
+        attributes.push(KeyValue::new(
+            attrs::GEN_AI_REQUEST_MAX_TOKENS.key,
+            i64::from(max_tokens),
+        ));
     }
     if let Some(temperature) = info.temperature.filter(|v| *v != 0.0) {
-        attributes.push(KeyValue::new(attrs::GEN_AI_REQUEST_TEMPERATURE.key, temperature));
+        attributes.push(KeyValue::new(
+            attrs::GEN_AI_REQUEST_TEMPERATURE.key,
+            temperature,
+        ));
     }
     let end = info.arrival_wall + (finished.last_token - finished.arrival);
     let mut span = tracer
@@ -697,8 +802,6 @@ struct StreamState {
     continuous_usage: bool,
     prompt_tokens: u32,
     emitted: u32,
-    /// The token held back so that the last one can travel with `finish_reason`.
-    pending: Option<u32>,
     role_sent: bool,
     finished: bool,
     span: Option<SpanInfo>,
@@ -715,38 +818,41 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, S
             return Some((Ok(role), st));
         }
     }
+    // Wait for one event, then take every event already queued: under load several tokens
+    // leave in one write instead of one write each, and none waits for a later one.
+    let mut out: Vec<u8> = Vec::new();
+    let mut event = st.events.recv().await;
     loop {
-        match st.events.recv().await {
+        match event {
             Some(EngineEvent::Token { token_id }) => {
-                if let Some(previous) = st.pending.replace(token_id) {
-                    let text = st.state.tokenizer.token_text(previous).unwrap_or_default();
-                    st.emitted += 1;
-                    let running = st.continuous_usage.then(|| Usage {
-                        prompt_tokens: st.prompt_tokens,
-                        total_tokens: st.prompt_tokens + st.emitted,
-                        completion_tokens: st.emitted,
-                        prompt_tokens_details: None,
-                    });
-                    let chunk = st.writer.content(&text, None, None, running.as_ref());
-                    return Some((Ok(chunk), st));
-                }
+                let text = st.state.tokenizer.token_text(token_id).unwrap_or_default();
+                st.emitted += 1;
+                let running = st.continuous_usage.then(|| Usage {
+                    prompt_tokens: st.prompt_tokens,
+                    total_tokens: st.prompt_tokens + st.emitted,
+                    completion_tokens: st.emitted,
+                    prompt_tokens_details: None,
+                });
+                out.extend_from_slice(&st.writer.content(&text, None, None, running.as_ref()));
             }
             Some(EngineEvent::Finished(finished)) => {
                 st.finished = true;
                 if let Some(span) = st.span.take() {
                     record_span(&st.state, span, &finished);
                 }
-                let text = st
-                    .pending
-                    .take()
-                    .map(|id| st.state.tokenizer.token_text(id).unwrap_or_default())
+                let text = finished
+                    .output_tokens
+                    .last()
+                    .map(|&id| st.state.tokenizer.token_text(id).unwrap_or_default())
                     .unwrap_or_default();
                 let final_usage = usage(&st.state, &finished);
                 let running = st.continuous_usage.then_some(&final_usage);
-                let mut out = st
-                    .writer
-                    .content(&text, Some(finished.reason.as_str()), None, running)
-                    .to_vec();
+                out.extend_from_slice(&st.writer.content(
+                    &text,
+                    Some(finished.reason.as_str()),
+                    None,
+                    running,
+                ));
                 if st.include_usage {
                     out.extend_from_slice(&st.writer.usage(&final_usage));
                 }
@@ -756,10 +862,19 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, S
             None => {
                 st.finished = true;
                 let error = ApiError::internal("The engine stopped.");
-                let out = format!("data: {}\n\n{}", error.body(), "data: [DONE]\n\n");
+                out.extend_from_slice(
+                    format!("data: {}\n\ndata: [DONE]\n\n", error.body()).as_bytes(),
+                );
                 return Some((Ok(Bytes::from(out)), st));
             }
         }
+        match st.events.try_recv() {
+            Ok(next) => event = Some(next),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) if !out.is_empty() => {
+                return Some((Ok(Bytes::from(out)), st));
+            }
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => event = st.events.recv().await,
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => event = None,
+        }
     }
 }
-

@@ -27,7 +27,11 @@ pub enum ConfigError {
 
 /// `vllm serve`-compatible flags.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "vllm-sim", version, about = "A vLLM 0.33 simulator, faithful at the wire.")]
+#[command(
+    name = "vllm-sim",
+    version,
+    about = "A vLLM 0.33 simulator, faithful at the wire."
+)]
 pub struct Args {
     /// Model name or path (also accepted as the first positional argument, as `vllm serve`).
     #[arg(long, default_value = "sim-model")]
@@ -263,7 +267,10 @@ impl Config {
             return Err(invalid("block-size", "must be at least 1".into()));
         }
         if args.num_gpu_blocks_override == 0 {
-            return Err(invalid("num-gpu-blocks-override", "must be at least 1".into()));
+            return Err(invalid(
+                "num-gpu-blocks-override",
+                "must be at least 1".into(),
+            ));
         }
         if args.max_model_len == 0 {
             return Err(invalid("max-model-len", "must be at least 1".into()));
@@ -276,11 +283,17 @@ impl Config {
             if value.is_finite() && value >= 0.0 {
                 Ok(Duration::from_secs_f64(value / 1000.0))
             } else {
-                Err(invalid(flag, format!("{value} is not a non-negative number of ms")))
+                Err(invalid(
+                    flag,
+                    format!("{value} is not a non-negative number of ms"),
+                ))
             }
         };
         if !(args.time_factor_under_load.is_finite() && args.time_factor_under_load >= 1.0) {
-            return Err(invalid("time-factor-under-load", "must be at least 1.0".into()));
+            return Err(invalid(
+                "time-factor-under-load",
+                "must be at least 1.0".into(),
+            ));
         }
         let timing = Timing {
             time_to_first_token: args
@@ -302,7 +315,10 @@ impl Config {
             )?,
         };
         if !(0.0..=100.0).contains(&args.failure_injection_rate) {
-            return Err(invalid("failure-injection-rate", "must be between 0 and 100".into()));
+            return Err(invalid(
+                "failure-injection-rate",
+                "must be between 0 and 100".into(),
+            ));
         }
         let failure_types = if args.failure_types.is_empty() {
             FailureType::ALL.to_vec()

@@ -130,7 +130,9 @@ impl EngineHandle {
 
     /// Queues a request; false when the engine has stopped.
     pub(crate) fn submit(&self, submission: Submission) -> bool {
-        self.commands.send(Command::Submit(Box::new(submission))).is_ok()
+        self.commands
+            .send(Command::Submit(Box::new(submission)))
+            .is_ok()
     }
 
     /// `reset_prefix_cache()`: true when the cache was reset.
@@ -209,7 +211,10 @@ impl Engine {
             receiver,
             metrics,
             pool: BlockPool::new(config.num_gpu_blocks),
-            hasher: BlockHasher::from_python_hash_seed(config.hash_algo, config.hash_seed.as_deref()),
+            hasher: BlockHasher::from_python_hash_seed(
+                config.hash_algo,
+                config.hash_seed.as_deref(),
+            ),
             block_size: config.block_size as usize,
             max_num_seqs: config.max_num_seqs,
             prefix_caching: config.enable_prefix_caching,
@@ -228,7 +233,10 @@ impl Engine {
     fn run(mut self) {
         loop {
             let command = match self.timers.peek() {
-                None => self.receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                None => self
+                    .receiver
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
                 Some(Reverse((deadline, _, _))) => self.receiver.recv_deadline(*deadline),
             };
             match command {
@@ -260,8 +268,11 @@ impl Engine {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut cached_hashes: Vec<u64> =
-            self.pool.cached_hashes().map(BlockHash::external_u64).collect();
+        let mut cached_hashes: Vec<u64> = self
+            .pool
+            .cached_hashes()
+            .map(BlockHash::external_u64)
+            .collect();
         cached_hashes.sort_unstable();
         Snapshot {
             running: self.running.len(),
@@ -319,7 +330,9 @@ impl Engine {
             self.admit(Instant::now());
         }
         if self.step_tokens > 0 {
-            self.metrics.iteration_tokens.observe(self.step_tokens as f64);
+            self.metrics
+                .iteration_tokens
+                .observe(self.step_tokens as f64);
         }
         self.publish_gauges();
         self.flush_events();
@@ -336,7 +349,9 @@ impl Engine {
 
     fn admit(&mut self, now: Instant) {
         while self.running.len() < self.max_num_seqs {
-            let Some(&id) = self.waiting.front() else { return };
+            let Some(&id) = self.waiting.front() else {
+                return;
+            };
             if !self.try_schedule(id, now) {
                 return;
             }
@@ -350,7 +365,9 @@ impl Engine {
         let block_size = self.block_size;
         let prefix_caching = self.prefix_caching;
         let factor = self.load_factor();
-        let Some(seq) = self.sequences.get_mut(&id) else { return true };
+        let Some(seq) = self.sequences.get_mut(&id) else {
+            return true;
+        };
         if let Err(error) = self.hasher.extend_chain(
             &mut seq.hashes,
             &seq.tokens,
@@ -363,12 +380,15 @@ impl Engine {
         // vLLM always recomputes at least the last token.
         let max_hit_blocks = n_tokens.saturating_sub(1) / block_size;
         let mut hit = if prefix_caching {
-            self.pool.lookup_prefix(&seq.hashes[..seq.hashes.len().min(max_hit_blocks)])
+            self.pool
+                .lookup_prefix(&seq.hashes[..seq.hashes.len().min(max_hit_blocks)])
         } else {
             Vec::new()
         };
         hit.truncate(max_hit_blocks);
-        let needed = (n_tokens + 1).div_ceil(block_size).saturating_sub(hit.len()) as u32;
+        let needed = (n_tokens + 1)
+            .div_ceil(block_size)
+            .saturating_sub(hit.len()) as u32;
         if self.pool.num_free() < needed + self.pool.count_free(&hit) {
             return false;
         }
@@ -395,10 +415,16 @@ impl Engine {
             seq.cached_tokens = cached_tokens;
             let prompt = seq.submission.prompt_tokens.len() as f64;
             self.metrics.prefix_cache_queries.inc_by(prompt);
-            self.metrics.prefix_cache_hits.inc_by(f64::from(cached_tokens));
+            self.metrics
+                .prefix_cache_hits
+                .inc_by(f64::from(cached_tokens));
         }
         let computed = n_tokens as u32 - cached_tokens;
-        let external = if first_admission { seq.submission.external_tokens.min(computed) } else { 0 };
+        let external = if first_admission {
+            seq.submission.external_tokens.min(computed)
+        } else {
+            0
+        };
         let prefill = {
             let timing = &self.timing;
             let base = match (timing.time_to_first_token, seq.generated) {
@@ -439,10 +465,15 @@ impl Engine {
     /// Caches the sequence's full blocks not yet in the cache and reports them.
     fn register_full_blocks(&mut self, id: u64) {
         let block_size = self.block_size;
-        let Some(seq) = self.sequences.get_mut(&id) else { return };
-        if let Err(error) =
-            self.hasher.extend_chain(&mut seq.hashes, &seq.tokens, block_size, &seq.submission.extras)
-        {
+        let Some(seq) = self.sequences.get_mut(&id) else {
+            return;
+        };
+        if let Err(error) = self.hasher.extend_chain(
+            &mut seq.hashes,
+            &seq.tokens,
+            block_size,
+            &seq.submission.extras,
+        ) {
             tracing::error!(%error, "Hashing a block failed.");
             return;
         }
@@ -454,7 +485,10 @@ impl Engine {
         let start = seq.cached_blocks;
         let mut stored = Vec::new();
         for block_idx in start..n_full {
-            if self.pool.cache(seq.blocks[block_idx], seq.hashes[block_idx]) {
+            if self
+                .pool
+                .cache(seq.blocks[block_idx], seq.hashes[block_idx])
+            {
                 stored.push(seq.hashes[block_idx]);
             }
         }
@@ -492,7 +526,9 @@ impl Engine {
     fn emit_token(&mut self, id: u64, deadline: Instant) {
         let now = Instant::now();
         let vocabulary_len = self.output_vocabulary.len().max(1);
-        let Some(seq) = self.sequences.get_mut(&id) else { return };
+        let Some(seq) = self.sequences.get_mut(&id) else {
+            return;
+        };
         let pick = seq.rng.random_range(0..vocabulary_len);
         let token_id = self.output_vocabulary.get(pick).copied().unwrap_or(0);
         seq.tokens.push(token_id);
@@ -503,30 +539,41 @@ impl Engine {
             let ttft = now - seq.submission.arrival;
             self.metrics.time_to_first_token.observe(ttft.as_secs_f64());
         } else if let Some(last) = seq.last_token {
-            self.metrics.inter_token_latency.observe((now - last).as_secs_f64());
+            self.metrics
+                .inter_token_latency
+                .observe((now - last).as_secs_f64());
         }
         seq.last_token = Some(now);
         self.metrics.generation_tokens.inc();
-        let delivered = !seq.submission.stream_tokens
-            || seq.submission.events.send(EngineEvent::Token { token_id }).is_ok();
-        if !delivered {
-            self.finish(id, FinishReason::Abort);
-            return;
-        }
+        // The last token travels in `Finished`, as vLLM sends it with the finish reason.
         if seq.generated >= seq.submission.output_len {
             let reason = seq.submission.finish_reason;
             self.finish(id, reason);
+            return;
+        }
+        let delivered = !seq.submission.stream_tokens
+            || seq
+                .submission
+                .events
+                .send(EngineEvent::Token { token_id })
+                .is_ok();
+        if !delivered {
+            self.finish(id, FinishReason::Abort);
             return;
         }
         // A block filled by generated tokens is cached too.
         if seq.tokens.len() % self.block_size == 0 {
             self.register_full_blocks(id);
         }
-        let Some(seq) = self.sequences.get(&id) else { return };
+        let Some(seq) = self.sequences.get(&id) else {
+            return;
+        };
         if seq.tokens.len() >= seq.blocks.len() * self.block_size && !self.grow(id) {
             return;
         }
-        let Some(seq) = self.sequences.get_mut(&id) else { return };
+        let Some(seq) = self.sequences.get_mut(&id) else {
+            return;
+        };
         let itl = jitter(
             &mut seq.rng,
             self.timing.inter_token_latency,
@@ -549,7 +596,9 @@ impl Engine {
                 }
                 return true;
             }
-            let Some(&victim) = self.running.last() else { return false };
+            let Some(&victim) = self.running.last() else {
+                return false;
+            };
             self.preempt(victim);
             if victim == id {
                 return false;
@@ -559,7 +608,9 @@ impl Engine {
 
     fn preempt(&mut self, id: u64) {
         self.running.retain(|&running| running != id);
-        let Some(seq) = self.sequences.get_mut(&id) else { return };
+        let Some(seq) = self.sequences.get_mut(&id) else {
+            return;
+        };
         self.pool.release(&seq.blocks);
         seq.blocks.clear();
         seq.cached_blocks = 0;
@@ -572,7 +623,9 @@ impl Engine {
 
     fn finish(&mut self, id: u64, reason: FinishReason) {
         self.running.retain(|&running| running != id);
-        let Some(seq) = self.sequences.remove(&id) else { return };
+        let Some(seq) = self.sequences.remove(&id) else {
+            return;
+        };
         self.pool.release(&seq.blocks);
         let arrival = seq.submission.arrival;
         let scheduled = seq.scheduled.unwrap_or(arrival);
@@ -583,30 +636,59 @@ impl Engine {
         let secs = |d: Duration| d.as_secs_f64();
         metrics.request_success(reason.as_str()).inc();
         metrics.prompt_tokens.inc_by(f64::from(prompt_tokens));
-        let external = seq.submission.external_tokens.min(prompt_tokens - seq.cached_tokens);
+        let external = seq
+            .submission
+            .external_tokens
+            .min(prompt_tokens - seq.cached_tokens);
         metrics
             .prompt_tokens_local_compute
             .inc_by(f64::from(prompt_tokens - seq.cached_tokens - external));
-        metrics.prompt_tokens_local_cache_hit.inc_by(f64::from(seq.cached_tokens));
+        metrics
+            .prompt_tokens_local_cache_hit
+            .inc_by(f64::from(seq.cached_tokens));
         metrics.prompt_tokens_external.inc_by(f64::from(external));
-        metrics.prompt_tokens_cached.inc_by(f64::from(seq.cached_tokens));
-        metrics.prompt_tokens_cached_device.inc_by(f64::from(seq.cached_tokens));
-        metrics.request_prompt_tokens.observe(f64::from(prompt_tokens));
-        metrics.request_generation_tokens.observe(f64::from(seq.generated));
-        metrics.request_max_num_generation_tokens.observe(f64::from(seq.generated));
+        metrics
+            .prompt_tokens_cached
+            .inc_by(f64::from(seq.cached_tokens));
+        metrics
+            .prompt_tokens_cached_device
+            .inc_by(f64::from(seq.cached_tokens));
+        metrics
+            .request_prompt_tokens
+            .observe(f64::from(prompt_tokens));
+        metrics
+            .request_generation_tokens
+            .observe(f64::from(seq.generated));
+        metrics
+            .request_max_num_generation_tokens
+            .observe(f64::from(seq.generated));
         metrics.request_params_n.observe(1.0);
         if let Some(max_tokens) = seq.submission.max_tokens_param {
-            metrics.request_params_max_tokens.observe(f64::from(max_tokens));
+            metrics
+                .request_params_max_tokens
+                .observe(f64::from(max_tokens));
         }
         metrics
             .request_prefill_kv_computed_tokens
             .observe(f64::from(prompt_tokens - seq.cached_tokens));
-        metrics.e2e_request_latency.observe(secs(last_token - arrival));
-        metrics.request_queue_time.observe(secs(scheduled - arrival));
-        metrics.request_prefill_time.observe(secs(first_token - scheduled));
-        metrics.request_decode_time.observe(secs(last_token - first_token));
-        metrics.request_inference_time.observe(secs(last_token - scheduled));
-        metrics.request_num_preemptions.observe(f64::from(seq.preemptions));
+        metrics
+            .e2e_request_latency
+            .observe(secs(last_token - arrival));
+        metrics
+            .request_queue_time
+            .observe(secs(scheduled - arrival));
+        metrics
+            .request_prefill_time
+            .observe(secs(first_token - scheduled));
+        metrics
+            .request_decode_time
+            .observe(secs(last_token - first_token));
+        metrics
+            .request_inference_time
+            .observe(secs(last_token - scheduled));
+        metrics
+            .request_num_preemptions
+            .observe(f64::from(seq.preemptions));
         if seq.generated > 1 {
             let tpot = secs(last_token - first_token) / f64::from(seq.generated - 1);
             metrics.request_time_per_output_token.observe(tpot);
@@ -621,7 +703,10 @@ impl Engine {
             first_token,
             last_token,
         };
-        let _ = seq.submission.events.send(EngineEvent::Finished(Box::new(finished)));
+        let _ = seq
+            .submission
+            .events
+            .send(EngineEvent::Finished(Box::new(finished)));
     }
 
     fn publish_gauges(&self) {
@@ -652,7 +737,9 @@ fn jitter(rng: &mut SmallRng, base: Duration, std_dev: Duration) -> Duration {
     }
     let mean = base.as_secs_f64();
     let sigma = std_dev.as_secs_f64().min(0.3 * mean);
-    let Ok(normal) = Normal::new(mean, sigma) else { return base };
+    let Ok(normal) = Normal::new(mean, sigma) else {
+        return base;
+    };
     let sample = normal.sample(rng).clamp(0.3 * mean, 1.7 * mean);
     Duration::from_secs_f64(sample)
 }

@@ -28,7 +28,9 @@ impl KvEvents {
     /// Starts the publisher vLLM would start for `--kv-events-config`; `None` when events
     /// are off.
     pub(crate) fn start(config: &Config) -> Result<Option<KvEvents>, Error> {
-        let Some(json) = &config.kv_events_config else { return Ok(None) };
+        let Some(json) = &config.kv_events_config else {
+            return Ok(None);
+        };
         let events_config = KvEventsConfig::from_json(json).map_err(Error::Config)?;
         let Some(publisher_config) =
             PublisherConfig::from_kv_events_config(&events_config, 0).map_err(Error::Config)?
@@ -36,14 +38,20 @@ impl KvEvents {
             return Ok(None);
         };
         if !config.enable_prefix_caching {
-            tracing::warn!("KV cache events are on but prefix caching is off; no blocks will be reported.");
+            tracing::warn!(
+                "KV cache events are on but prefix caching is off; no blocks will be reported."
+            );
         }
         let handle = Publisher::start(publisher_config).map_err(Error::Start)?;
         let mut resolved = events_config.resolved();
         resolved.endpoint = handle.endpoint().to_owned();
         resolved.replay_endpoint = handle.replay_endpoint().map(str::to_owned);
         tracing::info!(endpoint = handle.endpoint(), topic = %resolved.topic, "Publishing KV cache events.");
-        Ok(Some(KvEvents { handle, resolved, block_size: config.block_size }))
+        Ok(Some(KvEvents {
+            handle,
+            resolved,
+            block_size: config.block_size,
+        }))
     }
 
     /// `GET /kv_event_sources`: the resolved config per data-parallel rank.
@@ -53,7 +61,9 @@ impl KvEvents {
 
     /// The engine's sink: one `KVEventBatch` per engine step that changed the cache.
     pub(crate) fn into_sink(self) -> crate::engine::EventSink {
-        let KvEvents { handle, block_size, .. } = self;
+        let KvEvents {
+            handle, block_size, ..
+        } = self;
         Box::new(move |events| {
             let ts = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -75,25 +85,28 @@ pub(crate) fn to_batch(events: Vec<CacheEvent>, block_size: u32, ts: f64) -> KvE
     let events = events
         .into_iter()
         .map(|event| match event {
-            CacheEvent::Stored { hashes, parent, token_ids, extra_keys } => {
-                KvEvent::BlockStored(BlockStored {
-                    block_hashes: hashes.iter().map(wire_hash).collect(),
-                    parent_block_hash: parent.as_ref().map(wire_hash),
-                    token_ids,
-                    block_size,
-                    lora_id: None,
-                    medium: Some("GPU".to_owned()),
-                    lora_name: None,
-                    extra_keys: Some(extra_keys),
-                    group_idx: Some(0),
-                    kv_cache_spec_kind: Some("full_attention".to_owned()),
-                    kv_cache_spec_sliding_window: None,
-                    locality: None,
-                    ownership: None,
-                    session_id: None,
-                    lookahead_token_ids: None,
-                })
-            }
+            CacheEvent::Stored {
+                hashes,
+                parent,
+                token_ids,
+                extra_keys,
+            } => KvEvent::BlockStored(BlockStored {
+                block_hashes: hashes.iter().map(wire_hash).collect(),
+                parent_block_hash: parent.as_ref().map(wire_hash),
+                token_ids,
+                block_size,
+                lora_id: None,
+                medium: Some("GPU".to_owned()),
+                lora_name: None,
+                extra_keys: Some(extra_keys),
+                group_idx: Some(0),
+                kv_cache_spec_kind: Some("full_attention".to_owned()),
+                kv_cache_spec_sliding_window: None,
+                locality: None,
+                ownership: None,
+                session_id: None,
+                lookahead_token_ids: None,
+            }),
             CacheEvent::Removed { hash } => KvEvent::BlockRemoved(BlockRemoved {
                 block_hashes: vec![wire_hash(&hash)],
                 medium: Some("GPU".to_owned()),
@@ -104,5 +117,9 @@ pub(crate) fn to_batch(events: Vec<CacheEvent>, block_size: u32, ts: f64) -> KvE
             CacheEvent::Cleared => KvEvent::AllBlocksCleared,
         })
         .collect();
-    KvEventBatch { ts, events, data_parallel_rank: Some(0) }
+    KvEventBatch {
+        ts,
+        events,
+        data_parallel_rank: Some(0),
+    }
 }

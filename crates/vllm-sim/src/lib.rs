@@ -151,9 +151,14 @@ pub async fn spawn_with(
         otlp_endpoint: config.otlp_traces_endpoint.clone(),
         ..telemetry::TelemetryConfig::disabled("vllm")
     };
-    let tracing = Arc::new(telemetry::Tracing::new(&telemetry_config, "vllm.tracing.otel")?);
+    let tracing = Arc::new(telemetry::Tracing::new(
+        &telemetry_config,
+        "vllm.tracing.otel",
+    )?);
     let publisher = kv_events::KvEvents::start(&config)?;
-    let kv_event_sources = publisher.as_ref().map_or(serde_json::json!({}), |p| p.sources());
+    let kv_event_sources = publisher
+        .as_ref()
+        .map_or(serde_json::json!({}), |p| p.sources());
     let sink = publisher.map(kv_events::KvEvents::into_sink);
     let (engine, _engine_thread) =
         engine::EngineHandle::start(&config, metrics.clone(), output_vocabulary, sink)
@@ -162,7 +167,9 @@ pub async fn spawn_with(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
     let state = Arc::new(api::AppState {
         engine: engine.clone(),
         metrics,
@@ -189,10 +196,18 @@ pub async fn spawn_with(
                 }
             }
         };
-        axum::serve(listener, router).with_graceful_shutdown(stop_signal).await
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop_signal)
+            .await
     });
     tracing::info!(%addr, "vLLM simulator listening.");
-    Ok(Server { addr, shutdown: Some(shutdown_tx), task, engine: EngineStop(engine), tracing })
+    Ok(Server {
+        addr,
+        shutdown: Some(shutdown_tx),
+        task,
+        engine: EngineStop(engine),
+        tracing,
+    })
 }
 
 /// The binary's entry: serve until SIGINT/SIGTERM.

@@ -8,11 +8,15 @@ use vllm_sim::{
 fn main() -> anyhow::Result<()> {
     let telemetry_config = telemetry::TelemetryConfig::parse(|name| ProcessEnv.get(name), "vllm")
         .map_err(|errors| {
-            anyhow::anyhow!(
-                "invalid environment: {}",
-                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-            )
-        })?;
+        anyhow::anyhow!(
+            "invalid environment: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
     telemetry::init_logging(&telemetry_config)?;
     let mut config = match Config::parse(std::env::args_os(), &ProcessEnv) {
         Ok(config) => config,
@@ -23,7 +27,9 @@ fn main() -> anyhow::Result<()> {
     if config.otlp_traces_endpoint.is_none() {
         config.otlp_traces_endpoint = telemetry_config.otlp_endpoint.clone();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(vllm_sim::run(config))?;
     Ok(())
 }

@@ -136,7 +136,9 @@ impl Metrics {
             request_max_num_generation_tokens: histogram(&vllm::REQUEST_MAX_NUM_GENERATION_TOKENS)?,
             request_params_n: histogram(&vllm::REQUEST_PARAMS_N)?,
             request_params_max_tokens: histogram(&vllm::REQUEST_PARAMS_MAX_TOKENS)?,
-            request_prefill_kv_computed_tokens: histogram(&vllm::REQUEST_PREFILL_KV_COMPUTED_TOKENS)?,
+            request_prefill_kv_computed_tokens: histogram(
+                &vllm::REQUEST_PREFILL_KV_COMPUTED_TOKENS,
+            )?,
             iteration_tokens: histogram(&vllm::ITERATION_TOKENS_TOTAL)?,
             time_to_first_token: histogram(&vllm::TIME_TO_FIRST_TOKEN_SECONDS)?,
             inter_token_latency: histogram(&vllm::INTER_TOKEN_LATENCY_SECONDS)?,
@@ -175,14 +177,24 @@ impl Metrics {
             rejections.with_label_values(&values(&vllm::ADMISSION_REJECTIONS_TOTAL, &pairs));
         }
         let sleep_state = vllm::ENGINE_SLEEP_STATE.register_gauge(&metrics.registry)?;
-        for (state, value) in [("awake", 1.0), ("weights_offloaded", 0.0), ("discard_all", 0.0)] {
+        for (state, value) in [
+            ("awake", 1.0),
+            ("weights_offloaded", 0.0),
+            ("discard_all", 0.0),
+        ] {
             let pairs = [bound[0], bound[1], ("sleep_state", state)];
-            sleep_state.with_label_values(&values(&vllm::ENGINE_SLEEP_STATE, &pairs)).set(value);
+            sleep_state
+                .with_label_values(&values(&vllm::ENGINE_SLEEP_STATE, &pairs))
+                .set(value);
         }
         let cache_config = vllm::CACHE_CONFIG_INFO.register_gauge(&metrics.registry)?;
         let block_size = config.block_size.to_string();
         let num_gpu_blocks = config.num_gpu_blocks.to_string();
-        let prefix_caching = if config.enable_prefix_caching { "True" } else { "False" };
+        let prefix_caching = if config.enable_prefix_caching {
+            "True"
+        } else {
+            "False"
+        };
         let pairs = [
             ("block_size", block_size.as_str()),
             ("cache_dtype", "auto"),
@@ -193,7 +205,9 @@ impl Metrics {
             ("prefix_caching_hash_algo", config.hash_algo.as_str()),
             ("engine", engine),
         ];
-        cache_config.with_label_values(&values(&vllm::CACHE_CONFIG_INFO, &pairs)).set(1.0);
+        cache_config
+            .with_label_values(&values(&vllm::CACHE_CONFIG_INFO, &pairs))
+            .set(1.0);
         Ok(metrics)
     }
 
@@ -204,6 +218,7 @@ impl Metrics {
             ("engine", self.engine_labels[1].as_str()),
             ("finished_reason", finished_reason),
         ];
-        self.request_success.with_label_values(&values(&vllm::REQUEST_SUCCESS_TOTAL, &pairs))
+        self.request_success
+            .with_label_values(&values(&vllm::REQUEST_SUCCESS_TOTAL, &pairs))
     }
 }

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use super::*;
 
 fn parse(vars: &[(&str, &str)]) -> Result<TelemetryConfig, Vec<ConfigError>> {
-    let map: HashMap<String, String> =
-        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     TelemetryConfig::parse(|name| map.get(name).cloned(), "svc")
 }
 
@@ -15,9 +17,17 @@ fn nothing_set_means_no_tracing() {
     assert_eq!(parse(&[]).unwrap(), TelemetryConfig::disabled("svc"));
 }
 
+/// Variables set, then the endpoint, protocol and sampling they must give.
+type Case<'a> = (
+    &'a [(&'a str, &'a str)],
+    Option<&'a str>,
+    OtlpProtocol,
+    Sampling,
+);
+
 #[test]
 fn endpoints_protocols_and_samplers() {
-    let cases: &[(&[(&str, &str)], Option<&str>, OtlpProtocol, Sampling)] = &[
+    let cases: &[Case] = &[
         (
             &[(ENV_OTLP_ENDPOINT, "http://collector:4317")],
             Some("http://collector:4317"),
@@ -25,7 +35,10 @@ fn endpoints_protocols_and_samplers() {
             Sampling::ParentBased(ParentRoot::AlwaysOn),
         ),
         (
-            &[(ENV_OTLP_ENDPOINT, "http://c:4318/"), (ENV_OTLP_PROTOCOL, "http/protobuf")],
+            &[
+                (ENV_OTLP_ENDPOINT, "http://c:4318/"),
+                (ENV_OTLP_PROTOCOL, "http/protobuf"),
+            ],
             Some("http://c:4318/v1/traces"),
             OtlpProtocol::HttpProtobuf,
             Sampling::ParentBased(ParentRoot::AlwaysOn),
@@ -42,7 +55,10 @@ fn endpoints_protocols_and_samplers() {
             Sampling::ParentBased(ParentRoot::Ratio(0.1)),
         ),
         (
-            &[(ENV_OTLP_ENDPOINT, "http://c:4317"), (ENV_TRACES_EXPORTER, "none")],
+            &[
+                (ENV_OTLP_ENDPOINT, "http://c:4317"),
+                (ENV_TRACES_EXPORTER, "none"),
+            ],
             None,
             OtlpProtocol::Grpc,
             Sampling::ParentBased(ParentRoot::AlwaysOn),
@@ -68,6 +84,11 @@ fn every_bad_variable_is_reported_at_once() {
     let names: Vec<&str> = errors.iter().map(|e| e.name).collect();
     assert_eq!(
         names,
-        [ENV_OTLP_PROTOCOL, ENV_OTLP_TRACES_ENDPOINT, ENV_TRACES_SAMPLER_ARG, ENV_LOG_FORMAT]
+        [
+            ENV_OTLP_PROTOCOL,
+            ENV_OTLP_TRACES_ENDPOINT,
+            ENV_TRACES_SAMPLER_ARG,
+            ENV_LOG_FORMAT
+        ]
     );
 }

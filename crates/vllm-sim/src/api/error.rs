@@ -42,9 +42,16 @@ impl ApiError {
 
     /// FastAPI/pydantic body validation (type is the HTTP phrase "Bad Request").
     pub(crate) fn validation(location: &str, error_type: &str, msg: &str) -> ApiError {
-        let parts: Vec<String> = location.split('.').map(|part| format!("'{part}'")).collect();
+        let parts: Vec<String> = location
+            .split('.')
+            .map(|part| format!("'{part}'"))
+            .collect();
         // A Python tuple: one element needs its trailing comma.
-        let loc = if parts.len() == 1 { format!("{},", parts[0]) } else { parts.join(", ") };
+        let loc = if parts.len() == 1 {
+            format!("{},", parts[0])
+        } else {
+            parts.join(", ")
+        };
         ApiError {
             status: StatusCode::BAD_REQUEST,
             kind: "Bad Request",
@@ -100,6 +107,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.body();
-        (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }

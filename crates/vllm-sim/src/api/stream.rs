@@ -57,7 +57,12 @@ impl ChunkWriter {
         let text = json_str(text);
         let kv = kv_transfer_params.map_or("null".to_owned(), |v| v.to_string());
         let usage = usage
-            .map(|usage| format!(",\"usage\":{}", serde_json::to_string(usage).unwrap_or_default()))
+            .map(|usage| {
+                format!(
+                    ",\"usage\":{}",
+                    serde_json::to_string(usage).unwrap_or_default()
+                )
+            })
             .unwrap_or_default();
         let line = match (self.endpoint, finish) {
             (Endpoint::Chat, None) => format!(
@@ -72,7 +77,11 @@ impl ChunkWriter {
                 "data: {},\"choices\":[{{\"index\":0,\"text\":{text},\"logprobs\":null,\"finish_reason\":{},\"stop_reason\":null,\"prompt_token_ids\":null,\"token_ids\":null,\"weight_versions\":null}}]{usage},\"kv_transfer_params\":{}}}\n\n",
                 self.head,
                 reason.map_or("null".to_owned(), |r| format!("\"{r}\"")),
-                if reason.is_some() { kv } else { "null".to_owned() },
+                if reason.is_some() {
+                    kv
+                } else {
+                    "null".to_owned()
+                },
             ),
         };
         Bytes::from(line)

@@ -22,7 +22,9 @@ pub(crate) enum CacheEvent {
         /// Per block, the untagged extra keys events carry (`None` for a plain block).
         extra_keys: Vec<Option<Vec<EventExtraKey>>>,
     },
-    Removed { hash: BlockHash },
+    Removed {
+        hash: BlockHash,
+    },
     Cleared,
 }
 
@@ -78,12 +80,18 @@ impl BlockPool {
 
     /// The cached blocks matching the longest prefix of `hashes`.
     pub(crate) fn lookup_prefix(&self, hashes: &[BlockHash]) -> Vec<BlockId> {
-        hashes.iter().map_while(|hash| self.cached.get(hash).copied()).collect()
+        hashes
+            .iter()
+            .map_while(|hash| self.cached.get(hash).copied())
+            .collect()
     }
 
     /// How many of `blocks` sit in the free queue (and would leave it when touched).
     pub(crate) fn count_free(&self, blocks: &[BlockId]) -> u32 {
-        blocks.iter().filter(|&&block| self.ref_count[block as usize] == 0).count() as u32
+        blocks
+            .iter()
+            .filter(|&&block| self.ref_count[block as usize] == 0)
+            .count() as u32
     }
 
     /// Takes a reference on cached blocks (a prefix-cache hit).
@@ -104,12 +112,12 @@ impl BlockPool {
         }
         self.unlink(block);
         self.ref_count[block as usize] = 1;
-        if let Some(hash) = self.hash[block as usize].take() {
-            if self.cached.get(&hash) == Some(&block) {
-                self.cached.remove(&hash);
-                self.evictions += 1;
-                self.events.push(CacheEvent::Removed { hash });
-            }
+        if let Some(hash) = self.hash[block as usize].take()
+            && self.cached.get(&hash) == Some(&block)
+        {
+            self.cached.remove(&hash);
+            self.evictions += 1;
+            self.events.push(CacheEvent::Removed { hash });
         }
         Some(block)
     }

@@ -12,14 +12,49 @@ async fn bad_input_gets_vllms_status_and_error_shape() {
     let long_prompt = "word ".repeat(200);
     // (body, status, error type, param)
     let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
-        (json!({"model": "other", "prompt": "x"}), 404, "NotFoundError", Some("model")),
-        (json!({"prompt": long_prompt}), 400, "BadRequestError", Some("input_tokens")),
-        (json!({"prompt": "x", "max_tokens": -1}), 400, "BadRequestError", Some("max_tokens")),
-        (json!({"prompt": "x", "max_tokens": 1_000_000}), 400, "BadRequestError", Some("max_tokens")),
-        (json!({"max_tokens": 3}), 400, "Bad Request", Some("body.prompt")),
+        (
+            json!({"model": "other", "prompt": "x"}),
+            404,
+            "NotFoundError",
+            Some("model"),
+        ),
+        (
+            json!({"prompt": long_prompt}),
+            400,
+            "BadRequestError",
+            Some("input_tokens"),
+        ),
+        (
+            json!({"prompt": "x", "max_tokens": -1}),
+            400,
+            "BadRequestError",
+            Some("max_tokens"),
+        ),
+        (
+            json!({"prompt": "x", "max_tokens": 1_000_000}),
+            400,
+            "BadRequestError",
+            Some("max_tokens"),
+        ),
+        (
+            json!({"max_tokens": 3}),
+            400,
+            "Bad Request",
+            Some("body.prompt"),
+        ),
         (json!({"prompt": 42}), 400, "Bad Request", Some("body")),
-        (json!({"prompt": "x", "max_tokens": "many"}), 400, "Bad Request", Some("body")),
-        (json!({"prompt": ""}), 400, "BadRequestError", Some("prompt")),
+        (
+            json!({"prompt": "x", "max_tokens": "many"}),
+            400,
+            "Bad Request",
+            Some("body"),
+        ),
+        (
+            json!({"prompt": ""}),
+            400,
+            "BadRequestError",
+            Some("prompt"),
+        ),
     ];
     for (body, status, kind, param) in &cases {
         let (got_status, got) = post(&completions, body).await;
@@ -27,14 +62,34 @@ async fn bad_input_gets_vllms_status_and_error_shape() {
         assert_eq!(got["error"]["type"], *kind, "{body}: {got}");
         assert_eq!(got["error"]["code"], *status, "{body}: {got}");
         assert_eq!(got["error"]["param"].as_str(), *param, "{body}: {got}");
-        assert!(got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            got["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let http = client();
-    let malformed = http.post(&completions).body("{not json").send().await.unwrap();
+    let malformed = http
+        .post(&completions)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
     let body: Value = malformed.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("json_invalid"), "{body}");
-    let huge = http.post(&completions).body(vec![b' '; 2 * 1024 * 1024]).send().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("json_invalid"),
+        "{body}"
+    );
+    let huge = http
+        .post(&completions)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(huge.status(), 413);
     let forced = http
         .post(&completions)
@@ -47,11 +102,17 @@ async fn bad_input_gets_vllms_status_and_error_shape() {
     // Every refusal is counted, none is lost.
     let metrics = scrape(&server).await;
     let errors = metrics
-        .value("http_requests_total", &[("handler", "/v1/completions"), ("status", "4xx")])
+        .value(
+            "http_requests_total",
+            &[("handler", "/v1/completions"), ("status", "4xx")],
+        )
         .unwrap();
     assert_eq!(errors, (cases.len() + 2) as f64);
     let server_errors = metrics
-        .value("http_requests_total", &[("handler", "/v1/completions"), ("status", "5xx")])
+        .value(
+            "http_requests_total",
+            &[("handler", "/v1/completions"), ("status", "5xx")],
+        )
         .unwrap();
     assert_eq!(server_errors, 1.0);
     server.shutdown().await.unwrap();
@@ -59,7 +120,11 @@ async fn bad_input_gets_vllms_status_and_error_shape() {
 
 #[tokio::test]
 async fn responses_have_vllms_shape_and_request_ids() {
-    let server = sim(&["--enable-prompt-tokens-details", "--enable-request-id-headers"]).await;
+    let server = sim(&[
+        "--enable-prompt-tokens-details",
+        "--enable-request-id-headers",
+    ])
+    .await;
     let http = client();
     let response = http
         .post(format!("{}/v1/chat/completions", server.url()))
@@ -82,10 +147,21 @@ async fn responses_have_vllms_shape_and_request_ids() {
     assert!(usage_at("prompt_tokens") < usage_at("total_tokens"));
     assert!(usage_at("total_tokens") < usage_at("completion_tokens"));
 
-    let models: Value = http.get(format!("{}/v1/models", server.url())).send().await.unwrap().json().await.unwrap();
+    let models: Value = http
+        .get(format!("{}/v1/models", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(models["data"][0]["id"], "test-model");
     assert_eq!(models["data"][0]["owned_by"], "vllm");
-    let health = http.get(format!("{}/health", server.url())).send().await.unwrap();
+    let health = http
+        .get(format!("{}/health", server.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.bytes().await.unwrap().is_empty());
     server.shutdown().await.unwrap();
@@ -102,9 +178,18 @@ async fn a_repeated_prompt_hits_the_prefix_cache() {
     assert_eq!(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
     // All full blocks but the one holding the last prompt token come from the cache.
     let expected = (prompt_tokens - 1) / 16 * 16;
-    assert_eq!(second["usage"]["prompt_tokens_details"]["cached_tokens"], expected);
+    assert_eq!(
+        second["usage"]["prompt_tokens_details"]["cached_tokens"],
+        expected
+    );
     let metrics = scrape(&server).await;
-    assert_eq!(metrics.value("vllm:prefix_cache_hits_total", &[]), Some(expected as f64));
-    assert_eq!(metrics.value("vllm:prefix_cache_queries_total", &[]), Some(2.0 * prompt_tokens as f64));
+    assert_eq!(
+        metrics.value("vllm:prefix_cache_hits_total", &[]),
+        Some(expected as f64)
+    );
+    assert_eq!(
+        metrics.value("vllm:prefix_cache_queries_total", &[]),
+        Some(2.0 * prompt_tokens as f64)
+    );
     server.shutdown().await.unwrap();
 }

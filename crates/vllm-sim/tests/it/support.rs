@@ -14,7 +14,10 @@ pub(crate) async fn sim(extra: &[&str]) -> vllm_sim::Server {
 pub(crate) fn client() -> reqwest::Client {
     // reqwest is built without a bundled crypto provider (one TLS provider in the graph).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client")
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client")
 }
 
 /// POSTs `body` as JSON; returns status and parsed body.
@@ -22,7 +25,10 @@ pub(crate) async fn post(url: &str, body: &Value) -> (u16, Value) {
     let response = client().post(url).json(body).send().await.expect("request");
     let status = response.status().as_u16();
     let bytes = response.bytes().await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// One sample line of the text exposition.
@@ -72,7 +78,11 @@ impl Exposition {
                 "+Inf" => f64::INFINITY,
                 other => other.parse().expect("sample value"),
             };
-            exposition.samples.push(Sample { name, labels, value });
+            exposition.samples.push(Sample {
+                name,
+                labels,
+                value,
+            });
         }
         exposition
     }
@@ -81,7 +91,12 @@ impl Exposition {
     pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.samples
             .iter()
-            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .find(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .map(|s| s.value)
     }
 }

@@ -76,8 +76,9 @@ async fn concurrent_streams_follow_the_timing_model() {
     for task in warm {
         task.await.unwrap();
     }
-    let tasks: Vec<_> =
-        (0..STREAMS).map(|_| tokio::spawn(stream_one(http.clone(), url.clone()))).collect();
+    let tasks: Vec<_> = (0..STREAMS)
+        .map(|_| tokio::spawn(stream_one(http.clone(), url.clone())))
+        .collect();
     let mut measured = Vec::new();
     for task in tasks {
         measured.push(task.await.unwrap());
@@ -98,25 +99,57 @@ async fn concurrent_streams_follow_the_timing_model() {
     let lifetime = PREFILL_MS + (OUTPUT_TOKENS as f64 - 1.0) * ITL_MS;
     let waves = STREAMS.div_ceil(MAX_NUM_SEQS) as f64;
     let slowest = ms(*ttfts.last().unwrap());
-    assert!(slowest >= (waves - 1.0) * lifetime + PREFILL_MS - 5.0, "slowest TTFT {slowest} ms");
-    let fastest_wave = ttfts.iter().filter(|t| ms(**t) < PREFILL_MS + lifetime / 2.0).count();
-    assert!(fastest_wave <= MAX_NUM_SEQS, "{fastest_wave} requests started in the first wave");
+    assert!(
+        slowest >= (waves - 1.0) * lifetime + PREFILL_MS - 5.0,
+        "slowest TTFT {slowest} ms"
+    );
+    let fastest_wave = ttfts
+        .iter()
+        .filter(|t| ms(**t) < PREFILL_MS + lifetime / 2.0)
+        .count();
+    assert!(
+        fastest_wave <= MAX_NUM_SEQS,
+        "{fastest_wave} requests started in the first wave"
+    );
 
     // The simulator's own histograms agree with what the client measured.
     let metrics = scrape(&server).await;
-    let count = metrics.value("vllm:time_to_first_token_seconds_count", &[]).unwrap();
+    let count = metrics
+        .value("vllm:time_to_first_token_seconds_count", &[])
+        .unwrap();
     assert_eq!(count, STREAMS as f64);
-    let sim_mean = metrics.value("vllm:time_to_first_token_seconds_sum", &[]).unwrap() / count * 1000.0;
+    let sim_mean = metrics
+        .value("vllm:time_to_first_token_seconds_sum", &[])
+        .unwrap()
+        / count
+        * 1000.0;
     let client_mean = ttfts.iter().map(|t| ms(*t)).sum::<f64>() / STREAMS as f64;
     // The client's clock also covers building, sending and parsing 200 requests on a shared
     // 2-core machine in a debug build; the release benchmark measures the error precisely.
-    assert!(client_mean - sim_mean < 50.0, "client {client_mean} ms, sim {sim_mean} ms");
-    assert!(client_mean >= sim_mean - 1.0, "the client cannot see a token before it is sent");
-    let itl_count = metrics.value("vllm:inter_token_latency_seconds_count", &[]).unwrap();
+    assert!(
+        client_mean - sim_mean < 50.0,
+        "client {client_mean} ms, sim {sim_mean} ms"
+    );
+    assert!(
+        client_mean >= sim_mean - 1.0,
+        "the client cannot see a token before it is sent"
+    );
+    let itl_count = metrics
+        .value("vllm:inter_token_latency_seconds_count", &[])
+        .unwrap();
     assert_eq!(itl_count, (STREAMS * (OUTPUT_TOKENS - 1)) as f64);
-    let sim_itl = metrics.value("vllm:inter_token_latency_seconds_sum", &[]).unwrap() / itl_count * 1000.0;
+    let sim_itl = metrics
+        .value("vllm:inter_token_latency_seconds_sum", &[])
+        .unwrap()
+        / itl_count
+        * 1000.0;
     assert!((sim_itl - ITL_MS).abs() < 1.0, "sim ITL mean {sim_itl} ms");
-    let queue = metrics.value("vllm:request_queue_time_seconds_sum", &[]).unwrap();
-    assert!(queue > 0.0, "requests beyond max-num-seqs waited in the queue");
+    let queue = metrics
+        .value("vllm:request_queue_time_seconds_sum", &[])
+        .unwrap();
+    assert!(
+        queue > 0.0,
+        "requests beyond max-num-seqs waited in the queue"
+    );
     server.shutdown().await.unwrap();
 }

@@ -29,7 +29,9 @@ impl TraceService for Sink {
                 spans.extend(scope.spans.iter().cloned());
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -46,7 +48,13 @@ async fn llm_request_span_joins_the_callers_trace() {
             .await
     });
     let endpoint = format!("http://{collector}");
-    let server = sim(&["--otlp-traces-endpoint", &endpoint, "--inter-token-latency", "2"]).await;
+    let server = sim(&[
+        "--otlp-traces-endpoint",
+        &endpoint,
+        "--inter-token-latency",
+        "2",
+    ])
+    .await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span = "00f067aa0ba902b7";
     let response = client()
@@ -61,14 +69,25 @@ async fn llm_request_span_joins_the_callers_trace() {
     // Shutting down flushes the batch exporter.
     server.shutdown().await.unwrap();
     let spans = sink.0.lock().unwrap().clone();
-    let span = spans.iter().find(|s| s.name == "llm_request").expect("llm_request exported");
+    let span = spans
+        .iter()
+        .find(|s| s.name == "llm_request")
+        .expect("llm_request exported");
     assert_eq!(hex::encode(&span.trace_id), trace_id);
     assert_eq!(hex::encode(&span.parent_span_id), parent_span);
     assert_eq!(span.kind, 2, "SPAN_KIND_SERVER");
-    let attr = |key: &str| span.attributes.iter().find(|a| a.key == key).and_then(|a| a.value.clone());
+    let attr = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.clone())
+    };
     assert!(attr("gen_ai.request.id").is_some());
     assert!(attr("gen_ai.latency.time_to_first_token").is_some());
     assert!(attr("gen_ai.usage.completion_tokens").is_some());
-    assert!(attr("gen_ai.request.temperature").is_none(), "a zero temperature is left out");
+    assert!(
+        attr("gen_ai.request.temperature").is_none(),
+        "a zero temperature is left out"
+    );
     assert!(span.end_time_unix_nano > span.start_time_unix_nano);
 }

@@ -1,0 +1,230 @@
+//! Simulator benchmark, reported as ratios against baselines measured in the same run:
+//!
+//! 1. Non-streaming requests/s with zero configured latency, against a bare axum server that
+//!    returns a same-sized completion body (the HTTP stack's ceiling on this machine).
+//! 2. Timing error of TTFT and ITL at 1,000 concurrent streams: how far the client-observed
+//!    first token and gaps land from the configured model.
+//!
+//! Run: `cargo bench -p vllm-sim --bench serve` (add `-- --quick` for a short run).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+const BODY: &str = r#"{"model":"bench","prompt":"Benchmark the simulator please.","max_tokens":8}"#;
+
+fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4096)
+        .build_http()
+}
+
+async fn post(client: &HttpClient, url: &str, body: &'static str) -> (u16, Bytes) {
+    let request = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("request");
+    let response = client.request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, body)
+}
+
+/// Closed-loop load with `concurrency` workers for `duration`; returns requests/s.
+async fn closed_loop(url: String, concurrency: usize, duration: Duration) -> f64 {
+    let client = http_client();
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, done, stop) =
+                (client.clone(), url.clone(), done.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, _) = post(&client, &url, BODY).await;
+                    assert_eq!(status, 200);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn baseline_server(body: Bytes) -> std::net::SocketAddr {
+    let router = axum::Router::new().route(
+        "/v1/completions",
+        axum::routing::post(move |_: Bytes| {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+async fn sim(extra: &[&str]) -> vllm_sim::Server {
+    let mut args = vec![
+        "vllm-sim",
+        "--model",
+        "bench",
+        "--port",
+        "0",
+        "--max-num-seqs",
+        "2048",
+    ];
+    args.extend_from_slice(extra);
+    vllm_sim::spawn(vllm_sim::Config::from_args(args).expect("flags"))
+        .await
+        .expect("sim")
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Streams `n` requests at once; returns per-stream TTFT and all ITLs in ms.
+async fn streams(url: String, n: usize, tokens: usize) -> (Vec<f64>, Vec<f64>) {
+    let client = http_client();
+    let body: &'static str = Box::leak(
+        format!(r#"{{"model":"bench","prompt":"Time me.","max_tokens":{tokens},"stream":true}}"#)
+            .into_boxed_str(),
+    );
+    // Open every connection first, so TCP set-up is not counted as model time.
+    let warm: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.replace("/v1/completions", "/v1/models"));
+            tokio::spawn(async move {
+                let request = hyper::Request::get(url)
+                    .body(Full::new(Bytes::new()))
+                    .expect("request");
+                let response = client.request(request).await.expect("warm-up");
+                response.into_body().collect().await.expect("body");
+            })
+        })
+        .collect();
+    for task in warm {
+        task.await.expect("warm-up");
+    }
+    // Streams start 1 ms apart, as independent clients do, rather than in one lockstep burst.
+    let ramp = Duration::from_millis(1);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(ramp * i as u32).await;
+                let request = hyper::Request::post(url)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                    .expect("request");
+                let start = Instant::now();
+                let response = client.request(request).await.expect("response");
+                let mut body = response.into_body();
+                let mut times = Vec::with_capacity(tokens);
+                let mut pending = Vec::new();
+                while let Some(frame) = body.frame().await {
+                    let Ok(data) = frame.expect("frame").into_data() else {
+                        continue;
+                    };
+                    pending.extend_from_slice(&data);
+                    while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+                        let event: Vec<u8> = pending.drain(..end + 2).collect();
+                        if event.windows(7).any(|w| w == b"\"text\":") {
+                            times.push(start.elapsed().as_secs_f64() * 1000.0);
+                        }
+                    }
+                }
+                times
+            })
+        })
+        .collect();
+    let (mut ttfts, mut itls) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let times = task.await.expect("stream");
+        ttfts.push(times[0]);
+        itls.extend(times.windows(2).map(|w| w[1] - w[0]));
+    }
+    (ttfts, itls)
+}
+
+#[allow(clippy::print_stdout)] // a benchmark reports on stdout
+fn main() {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let duration = Duration::from_secs(if quick { 2 } else { 5 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let server = sim(&[]).await;
+        let url = format!("{}/v1/completions", server.url());
+        let (_, sample) = post(&http_client(), &url, BODY).await;
+        let baseline = baseline_server(sample).await;
+        let baseline_url = format!("http://{baseline}/v1/completions");
+        for concurrency in [64usize] {
+            let base_rps = closed_loop(baseline_url.clone(), concurrency, duration).await;
+            let sim_rps = closed_loop(url.clone(), concurrency, duration).await;
+            println!(
+                "non-streaming, zero latency, {concurrency} clients: sim {sim_rps:.0} req/s, bare HTTP baseline {base_rps:.0} req/s, ratio {:.2}",
+                sim_rps / base_rps
+            );
+        }
+        server.shutdown().await.expect("shutdown");
+
+        // Token rate = streams / ITL: 10k, 20k and 50k tokens/s through one 2-core machine
+        // that also runs the client.
+        for itl_ms in [100.0, 50.0, 20.0] {
+            let (prefill_ms, tokens, n) = (50.0, (2000.0 / itl_ms) as usize + 10, 1000);
+            let server = sim(&[
+                "--prefill-overhead",
+                &prefill_ms.to_string(),
+                "--inter-token-latency",
+                &itl_ms.to_string(),
+            ])
+            .await;
+            let (mut ttfts, mut itls) = streams(format!("{}/v1/completions", server.url()), n, tokens).await;
+            let mut ttft_err: Vec<f64> = ttfts.iter().map(|t| (t - prefill_ms).abs()).collect();
+            let mut itl_err: Vec<f64> = itls.iter().map(|t| (t - itl_ms).abs()).collect();
+            for v in [&mut ttfts, &mut itls, &mut ttft_err, &mut itl_err] {
+                v.sort_by(f64::total_cmp);
+            }
+            println!(
+                "{n} streams, prefill {prefill_ms} ms, ITL {itl_ms} ms: TTFT p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms); ITL p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms)",
+                percentile(&ttfts, 0.5),
+                percentile(&ttfts, 0.99),
+                percentile(&ttft_err, 0.5),
+                percentile(&ttft_err, 0.99),
+                percentile(&itls, 0.5),
+                percentile(&itls, 0.99),
+                percentile(&itl_err, 0.5),
+                percentile(&itl_err, 0.99),
+            );
+    server.shutdown().await.expect("shutdown");
+        }
+    });
+}
