@@ -3,11 +3,13 @@
 //! * `cargo xtask codegen [docs|all] [--check]` renders generated files from the workspace's
 //!   own data (`metrics-schema`); `--check` fails on drift instead of writing.
 //! * `cargo xtask tidy` checks repository conventions (the same checks run in `cargo test`).
+//! * `cargo xtask stack` runs the local stack with traffic and prints its report.
 //!
 //! Arguments are parsed by hand: the first one names the task, the rest belong to it, so a new
 //! task is one more arm in [`main`].
 
 mod codegen;
+mod stack;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +18,8 @@ use anyhow::bail;
 
 const USAGE: &str = "usage:
   cargo xtask codegen [docs|all] [--check]
-  cargo xtask tidy";
+  cargo xtask tidy
+  cargo xtask stack [--pods N] [--workers N] [--minutes M] [--pause-scale F]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "codegen" => codegen::run(rest),
         "tidy" => tidy::run(rest),
+        "stack" => stack::run(rest),
         "help" | "--help" | "-h" => {
             eprintln!("{USAGE}");
             Ok(())

