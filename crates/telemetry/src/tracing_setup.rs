@@ -56,12 +56,16 @@ impl Tracing {
                 .with_endpoint(endpoint.clone())
                 .build(),
             // The batch processor exports from its own thread with no tokio reactor, hence the
-            // blocking HTTP client.
-            OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone())
-                .build(),
+            // blocking HTTP client. reqwest is built without a bundled crypto provider (one TLS
+            // provider in the graph, see tooling P1), so install ring's if nobody has.
+            OtlpProtocol::HttpProtobuf => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint.clone())
+                    .build()
+            }
         }
         .map_err(|source| Error::Exporter {
             endpoint: endpoint.clone(),

@@ -23,6 +23,8 @@ pub enum ConfigError {
     Cli(#[from] clap::Error),
     #[error("--{flag}: {reason}")]
     Invalid { flag: &'static str, reason: String },
+    #[error("environment: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Env(Vec<telemetry::ConfigError>),
 }
 
 /// `vllm serve`-compatible flags.
@@ -215,6 +217,9 @@ pub struct Config {
     /// The raw `--kv-transfer-config` JSON.
     pub kv_transfer_config: Option<String>,
     pub otlp_traces_endpoint: Option<String>,
+    /// Logging and tracing from the `OTEL_*`/`RUST_LOG` variables; `--otlp-traces-endpoint`
+    /// wins over `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, as in vLLM.
+    pub telemetry: telemetry::TelemetryConfig,
     pub enable_prompt_tokens_details: bool,
     pub enable_request_id_headers: bool,
     pub enable_force_include_usage: bool,
@@ -240,7 +245,13 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         let args = Args::try_parse_from(args)?;
-        Config::from_parsed(args, EnvValues::read(env))
+        let telemetry = telemetry::TelemetryConfig::parse(|name| env.get(name), "vllm")
+            .map_err(ConfigError::Env)?;
+        let mut config = Config::from_parsed(args, EnvValues::read(env), telemetry)?;
+        if let Some(endpoint) = &config.otlp_traces_endpoint {
+            config.telemetry.otlp_endpoint = Some(endpoint.clone());
+        }
+        Ok(config)
     }
 
     /// Parses a command line with an empty environment (tests and embedding).
@@ -252,7 +263,11 @@ impl Config {
         Config::parse(args, &crate::env::TestEnv::default())
     }
 
-    fn from_parsed(args: Args, env: EnvValues) -> Result<Config, ConfigError> {
+    fn from_parsed(
+        args: Args,
+        env: EnvValues,
+        telemetry: telemetry::TelemetryConfig,
+    ) -> Result<Config, ConfigError> {
         let invalid = |flag, reason: String| ConfigError::Invalid { flag, reason };
         let model = args.model_positional.clone().unwrap_or(args.model.clone());
         let served_model_names = if args.served_model_name.is_empty() {
@@ -353,6 +368,7 @@ impl Config {
             kv_events_config: args.kv_events_config,
             kv_transfer_config: args.kv_transfer_config,
             otlp_traces_endpoint: args.otlp_traces_endpoint,
+            telemetry,
             enable_prompt_tokens_details: args.enable_prompt_tokens_details,
             enable_request_id_headers: args.enable_request_id_headers,
             enable_force_include_usage: args.enable_force_include_usage,

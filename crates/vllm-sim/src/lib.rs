@@ -147,12 +147,8 @@ pub async fn spawn_with(
         ids
     };
     let metrics = metrics::Metrics::new(&config)?;
-    let telemetry_config = telemetry::TelemetryConfig {
-        otlp_endpoint: config.otlp_traces_endpoint.clone(),
-        ..telemetry::TelemetryConfig::disabled("vllm")
-    };
     let tracing = Arc::new(telemetry::Tracing::new(
-        &telemetry_config,
+        &config.telemetry,
         "vllm.tracing.otel",
     )?);
     let publisher = kv_events::KvEvents::start(&config)?;
