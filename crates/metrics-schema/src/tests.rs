@@ -11,6 +11,7 @@ const OURS_PREFIX: &[(&str, &str)] = &[
     ("pd_proxy", "llm_d_inference_scheduler_pd_proxy_"),
     ("kv_index", "llm_d_"),
     ("load_gen", "llm_d_load_gen_"),
+    ("sim", "llm_d_sim_"),
     ("vllm", "vllm:"),
 ];
 

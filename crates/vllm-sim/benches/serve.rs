@@ -104,6 +104,60 @@ async fn sim(extra: &[&str]) -> vllm_sim::Server {
         .expect("sim")
 }
 
+/// The `q` quantile of a histogram family from a scrape, as Prometheus's
+/// `histogram_quantile` would interpolate it.
+async fn scraped_quantile(base: &str, family: &str, q: f64) -> f64 {
+    let client = http_client();
+    let request = hyper::Request::get(format!("{base}/metrics"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let body = client
+        .request(request)
+        .await
+        .expect("scrape")
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let prefix = format!("{family}_bucket{{");
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .filter_map(|line| {
+            let le = line.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count = line.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    let rank = q * total;
+    let mut previous = (0.0, 0.0);
+    for &(le, count) in &buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return previous.0;
+            }
+            let span = count - previous.1;
+            let fraction = if span > 0.0 {
+                (rank - previous.1) / span
+            } else {
+                0.0
+            };
+            return previous.0 + (le - previous.0) * fraction;
+        }
+        previous = (le, count);
+    }
+    previous.0
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }

@@ -525,6 +525,9 @@ impl Engine {
 
     fn emit_token(&mut self, id: u64, deadline: Instant) {
         let now = Instant::now();
+        self.metrics
+            .engine_timer_lateness
+            .observe(now.saturating_duration_since(deadline).as_secs_f64());
         let vocabulary_len = self.output_vocabulary.len().max(1);
         let Some(seq) = self.sequences.get_mut(&id) else {
             return;

@@ -1,7 +1,7 @@
 //! The simulator's `/metrics`: vLLM's families from `metrics_schema::vllm`, registered per
 //! server and bound once to this engine's `model_name`/`engine` labels.
 
-use metrics_schema::{MetricDef, vllm};
+use metrics_schema::{MetricDef, sim, vllm};
 use prometheus::{Counter, CounterVec, Gauge, Histogram, HistogramVec, Registry};
 
 use crate::config::Config;
@@ -57,6 +57,7 @@ pub(crate) struct Metrics {
     pub(crate) request_prefill_time: Histogram,
     pub(crate) request_decode_time: Histogram,
     pub(crate) request_num_preemptions: Histogram,
+    pub(crate) engine_timer_lateness: Histogram,
     pub(crate) http_requests: CounterVec,
     pub(crate) http_request_duration: HistogramVec,
 }
@@ -149,6 +150,9 @@ impl Metrics {
             request_prefill_time: histogram(&vllm::REQUEST_PREFILL_TIME_SECONDS)?,
             request_decode_time: histogram(&vllm::REQUEST_DECODE_TIME_SECONDS)?,
             request_num_preemptions: histogram(&vllm::REQUEST_NUM_PREEMPTIONS)?,
+            engine_timer_lateness: sim::ENGINE_TIMER_LATENESS_SECONDS
+                .register_histogram(&registry, 0)?
+                .with_label_values(&[model]),
             http_requests: vllm::HTTP_REQUESTS_TOTAL.register_counter(&registry)?,
             http_request_duration: vllm::HTTP_REQUEST_DURATION_SECONDS
                 .register_histogram(&registry, 0)?,
