@@ -50,7 +50,9 @@ pub struct Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer").field("name", &self.inner.name).finish()
+        f.debug_struct("Tokenizer")
+            .field("name", &self.inner.name)
+            .finish()
     }
 }
 
@@ -96,9 +98,15 @@ impl Tokenizer {
     /// `bos_token`, `eos_token`).
     pub fn from_path(path: &Path) -> Result<Tokenizer, Error> {
         let (json_path, config_path) = if path.is_dir() {
-            (path.join("tokenizer.json"), Some(path.join("tokenizer_config.json")))
+            (
+                path.join("tokenizer.json"),
+                Some(path.join("tokenizer_config.json")),
+            )
         } else {
-            (path.to_path_buf(), path.parent().map(|dir| dir.join("tokenizer_config.json")))
+            (
+                path.to_path_buf(),
+                path.parent().map(|dir| dir.join("tokenizer_config.json")),
+            )
         };
         let vocab = tokenizers::Tokenizer::from_file(&json_path).map_err(|source| Error::Load {
             path: json_path.display().to_string(),
@@ -154,7 +162,9 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String, Error> {
         match &self.inner.vocab {
             Vocab::Embedded(bpe) => {
-                let bytes = bpe.decode_bytes(ids).map_err(|err| Error::UnknownToken(err.token))?;
+                let bytes = bpe
+                    .decode_bytes(ids)
+                    .map_err(|err| Error::UnknownToken(err.token))?;
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
             Vocab::HuggingFace(vocab) => vocab
@@ -202,9 +212,15 @@ impl Tokenizer {
 fn chat_environment(template: String) -> Result<minijinja::Environment<'static>, Error> {
     let mut env = minijinja::Environment::new();
     // HF templates call raise_exception() to reject unsupported conversations.
-    env.add_function("raise_exception", |message: String| -> Result<(), minijinja::Error> {
-        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message))
-    });
+    env.add_function(
+        "raise_exception",
+        |message: String| -> Result<(), minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                message,
+            ))
+        },
+    );
     env.add_template_owned(CHAT_TEMPLATE_NAME, template)?;
     Ok(env)
 }
@@ -216,7 +232,10 @@ struct TokenizerConfig {
 }
 
 fn read_tokenizer_config(path: &Path) -> Result<TokenizerConfig, Error> {
-    let config_error = |reason: String| Error::Config { path: path.display().to_string(), reason };
+    let config_error = |reason: String| Error::Config {
+        path: path.display().to_string(),
+        reason,
+    };
     let text = std::fs::read_to_string(path).map_err(|err| config_error(err.to_string()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|err| config_error(err.to_string()))?;
@@ -231,15 +250,24 @@ fn read_tokenizer_config(path: &Path) -> Result<TokenizerConfig, Error> {
             .and_then(|entry| entry.get("template"))
             .and_then(|t| t.as_str())
             .map(str::to_owned),
-        Some(_) => return Err(config_error("chat_template is neither a string nor a list".into())),
+        Some(_) => {
+            return Err(config_error(
+                "chat_template is neither a string nor a list".into(),
+            ));
+        }
     };
     // Special tokens are strings, or AddedToken objects with a `content` field.
     let token = |key: &str| match value.get(key) {
         Some(serde_json::Value::String(token)) => Some(token.clone()),
-        Some(serde_json::Value::Object(added)) => {
-            added.get("content").and_then(|c| c.as_str()).map(str::to_owned)
-        }
+        Some(serde_json::Value::Object(added)) => added
+            .get("content")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned),
         _ => None,
     };
-    Ok(TokenizerConfig { chat_template, bos_token: token("bos_token"), eos_token: token("eos_token") })
+    Ok(TokenizerConfig {
+        chat_template,
+        bos_token: token("bos_token"),
+        eos_token: token("eos_token"),
+    })
 }

@@ -17,7 +17,10 @@ fn embedded_round_trips_text() {
 #[test]
 fn embedded_ids_are_cl100k() {
     // Known cl100k_base ids: "hello world" -> [15339, 1917].
-    assert_eq!(Tokenizer::embedded().encode("hello world"), vec![15339, 1917]);
+    assert_eq!(
+        Tokenizer::embedded().encode("hello world"),
+        vec![15339, 1917]
+    );
 }
 
 #[test]
@@ -29,8 +32,14 @@ fn unknown_token_is_an_error_not_a_panic() {
 #[test]
 fn chat_renders_chatml_with_generation_prompt() {
     let messages = vec![
-        ChatMessage { role: "system".into(), content: "You are terse.".into() },
-        ChatMessage { role: "user".into(), content: "Hi".into() },
+        ChatMessage {
+            role: "system".into(),
+            content: "You are terse.".into(),
+        },
+        ChatMessage {
+            role: "user".into(),
+            content: "Hi".into(),
+        },
     ];
     let rendered = Tokenizer::embedded().render_chat(&messages, true).unwrap();
     expect![[r#"
@@ -46,21 +55,47 @@ fn chat_renders_chatml_with_generation_prompt() {
 #[test]
 fn shared_chat_prefix_gives_shared_token_prefix() {
     let tokenizer = Tokenizer::embedded();
-    let system = ChatMessage { role: "system".into(), content: "Long shared policy. ".repeat(50) };
+    let system = ChatMessage {
+        role: "system".into(),
+        content: "Long shared policy. ".repeat(50),
+    };
     let first = tokenizer
-        .encode_chat(&[system.clone(), ChatMessage { role: "user".into(), content: "A?".into() }])
+        .encode_chat(&[
+            system.clone(),
+            ChatMessage {
+                role: "user".into(),
+                content: "A?".into(),
+            },
+        ])
         .unwrap();
     let second = tokenizer
-        .encode_chat(&[system, ChatMessage { role: "user".into(), content: "B?".into() }])
+        .encode_chat(&[
+            system,
+            ChatMessage {
+                role: "user".into(),
+                content: "B?".into(),
+            },
+        ])
         .unwrap();
-    let common = first.iter().zip(&second).take_while(|(a, b)| a == b).count();
-    assert!(common > 100, "the system prompt's tokens are shared, got {common}");
+    let common = first
+        .iter()
+        .zip(&second)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        common > 100,
+        "the system prompt's tokens are shared, got {common}"
+    );
 }
 
 #[test]
 fn missing_tokenizer_file_is_a_clear_error() {
     let err = Tokenizer::from_path(Path::new("/nonexistent/tokenizer.json")).unwrap_err();
-    assert!(err.to_string().starts_with("tokenizer file /nonexistent/tokenizer.json"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("tokenizer file /nonexistent/tokenizer.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,7 +115,10 @@ fn hugging_face_tokenizer_and_template_load_from_a_directory() {
     let tokenizer = Tokenizer::from_path(&dir).unwrap();
     assert_eq!(tokenizer.encode("hello world"), vec![1, 2]);
     let ids = tokenizer
-        .encode_chat(&[ChatMessage { role: "user".into(), content: "hello".into() }])
+        .encode_chat(&[ChatMessage {
+            role: "user".into(),
+            content: "hello".into(),
+        }])
         .unwrap();
     assert_eq!(ids, vec![3, 4, 1]);
     std::fs::remove_dir_all(&dir).unwrap();
