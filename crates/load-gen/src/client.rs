@@ -5,11 +5,14 @@
 use std::{borrow::Cow, str::FromStr, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
 use http_body_util::{BodyExt, Full};
+use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
+    rt::{TokioExecutor, TokioIo},
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -41,6 +44,16 @@ pub(crate) struct HttpClient {
     timeout: Duration,
     model: String,
     temperature: f64,
+    /// `host:port` for dedicated connections, and the `Host` header they send.
+    authority: String,
+    host_header: HeaderValue,
+}
+
+/// A closed-loop worker's own keep-alive connection (as `oha` keeps one per worker), so the
+/// hot path skips the shared pool's lock; reconnected after any failure.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerConnection {
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 /// A request ready to send.
@@ -179,6 +192,20 @@ impl HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let authority = base
+            .authority()
+            .map(|a| {
+                if a.port().is_some() {
+                    a.as_str().to_owned()
+                } else {
+                    format!("{}:80", a.host())
+                }
+            })
+            .unwrap_or_default();
+        let host_header = base
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .ok_or_else(|| invalid("the URL has no host".to_owned()))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(usize::MAX)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -193,6 +220,8 @@ impl HttpClient {
             timeout: config.request_timeout,
             model: config.model.clone(),
             temperature,
+            authority,
+            host_header,
         })
     }
 
@@ -287,8 +316,13 @@ impl HttpClient {
         Bytes::from(json.unwrap_or_default())
     }
 
-    /// Sends one request and measures it; `start` is taken just before sending.
-    pub(crate) async fn send(&self, outgoing: &Outgoing<'_>, body: Bytes) -> Outcome {
+    /// Sends one request and measures it, over `connection` when given, else the pool.
+    pub(crate) async fn send(
+        &self,
+        outgoing: &Outgoing<'_>,
+        body: Bytes,
+        mut connection: Option<&mut WorkerConnection>,
+    ) -> Outcome {
         let uri = match outgoing.api {
             Api::Chat => self.chat_uri.clone(),
             Api::Completions => self.completions_uri.clone(),
@@ -311,13 +345,22 @@ impl HttpClient {
         for (name, value) in &self.extra_headers {
             headers.append(name, value.clone());
         }
+        if connection.is_some() {
+            // Dedicated connections speak origin-form with an explicit Host.
+            *request.uri_mut() = origin_form(request.uri());
+            request
+                .headers_mut()
+                .insert(header::HOST, self.host_header.clone());
+        }
         let start = Instant::now();
-        let timed_out = tokio::time::timeout(
-            self.timeout,
-            self.exchange(request, outgoing.stream, start, &mut outcome),
-        )
-        .await
-        .is_err();
+        let exchange = self.exchange(
+            request,
+            outgoing.stream,
+            start,
+            &mut outcome,
+            connection.as_deref_mut(),
+        );
+        let timed_out = tokio::time::timeout(self.timeout, exchange).await.is_err();
         outcome.e2e_ms = ms(start.elapsed());
         if timed_out {
             let timeout = self.timeout;
@@ -326,7 +369,74 @@ impl HttpClient {
                 format!("no complete response within {timeout:?}"),
             );
         }
+        // A connection that failed mid-exchange is in an unknown state.
+        if outcome
+            .failure
+            .is_some_and(|kind| kind != FailureKind::Http)
+            && let Some(connection) = connection
+        {
+            connection.sender = None;
+        }
         outcome
+    }
+
+    /// The response head, over the worker's connection or the pool.
+    async fn response(
+        &self,
+        request: Request<Full<Bytes>>,
+        connection: Option<&mut WorkerConnection>,
+    ) -> Result<Response<Incoming>, (FailureKind, String)> {
+        let Some(connection) = connection else {
+            return self.client.request(request).await.map_err(|error| {
+                let kind = if error.is_connect() {
+                    FailureKind::Connect
+                } else {
+                    FailureKind::ConnectionClosed
+                };
+                (kind, error_chain(&error))
+            });
+        };
+        if connection
+            .sender
+            .as_ref()
+            .is_none_or(SendRequest::is_closed)
+        {
+            connection.sender = Some(self.connect().await?);
+        }
+        let Some(sender) = connection.sender.as_mut() else {
+            return Err((FailureKind::Connect, "no connection".to_owned()));
+        };
+        if let Err(error) = sender.ready().await {
+            connection.sender = None;
+            return Err((FailureKind::ConnectionClosed, error_chain(&error)));
+        }
+        sender.send_request(request).await.map_err(|error| {
+            connection.sender = None;
+            (FailureKind::ConnectionClosed, error_chain(&error))
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, (FailureKind, String)> {
+        let connect = async {
+            let stream = tokio::net::TcpStream::connect(&self.authority)
+                .await
+                .map_err(|error| format!("tcp connect {}: {error}", self.authority))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|error| error_chain(&error))?;
+            // Ends when the sender is dropped or the peer closes.
+            tokio::spawn(connection);
+            Ok::<_, String>(sender)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(sender)) => Ok(sender),
+            Ok(Err(reason)) => Err((FailureKind::Connect, reason)),
+            Err(_) => Err((
+                FailureKind::Connect,
+                format!("tcp connect {}: timed out", self.authority),
+            )),
+        }
     }
 
     async fn exchange(
@@ -335,16 +445,12 @@ impl HttpClient {
         stream: bool,
         start: Instant,
         outcome: &mut Outcome,
+        connection: Option<&mut WorkerConnection>,
     ) {
-        let response = match self.client.request(request).await {
+        let response = match self.response(request, connection).await {
             Ok(response) => response,
-            Err(error) => {
-                let kind = if error.is_connect() {
-                    FailureKind::Connect
-                } else {
-                    FailureKind::ConnectionClosed
-                };
-                outcome.fail(kind, error_chain(&error));
+            Err((kind, detail)) => {
+                outcome.fail(kind, detail);
                 return;
             }
         };
@@ -447,6 +553,13 @@ impl ChunkChoice<'_> {
                 .as_ref()
                 .is_some_and(|d| non_empty(&d.content) || non_empty(&d.reasoning_content))
     }
+}
+
+/// `/path?query` of an absolute URI.
+fn origin_form(uri: &Uri) -> Uri {
+    uri.path_and_query()
+        .and_then(|pq| Uri::from_str(pq.as_str()).ok())
+        .unwrap_or_else(|| Uri::from_static("/"))
 }
 
 fn ms(duration: Duration) -> f64 {

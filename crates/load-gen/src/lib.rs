@@ -69,8 +69,6 @@ pub enum Error {
     Scenario { path: String, reason: String },
     #[error("prompt dataset {path}: {reason}")]
     Dataset { path: String, reason: String },
-    #[error("tokenizer: cannot size a prompt")]
-    Tokenizer(#[source] tokenizer::Error),
     #[error("output file {path}: cannot be written")]
     Output {
         path: String,

@@ -10,7 +10,7 @@
 mod tests;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::PathBuf,
     sync::{
         Arc,
@@ -229,12 +229,17 @@ pub(crate) struct TextGen {
     tokenizer: Tokenizer,
 }
 
-/// A generated corpus: its tokens and where each sentence starts.
+/// A generated corpus: its tokens, where each sentence starts, and the exact texts already
+/// cut from it (so a hot loop does not tokenize the same text twice).
 #[derive(Debug)]
 pub(crate) struct Corpus {
     tokens: Vec<u32>,
     sentence_starts: Vec<usize>,
+    cut: Mutex<HashMap<(usize, usize), Arc<str>>>,
 }
+
+/// Most texts a corpus remembers; beyond this, texts are cut anew each time.
+const CUT_CACHE: usize = 65_536;
 
 const SUBJECTS: &[&str] = &[
     "The scheduler",
@@ -334,13 +339,27 @@ impl TextGen {
         Corpus {
             tokens,
             sentence_starts,
+            cut: Mutex::new(HashMap::new()),
         }
     }
 
     /// A text of exactly `n` tokens starting at sentence `sentence` of `corpus`: decode a token
     /// slice, re-count the trimmed text, and adjust the slice until the count is exact.
     pub(crate) fn exact(&self, corpus: &Corpus, sentence: usize, n: usize) -> Arc<str> {
-        let start = corpus.sentence_starts[sentence % corpus.sentence_starts.len()];
+        let sentence = sentence % corpus.sentence_starts.len();
+        if let Some(text) = corpus.cut.lock().get(&(sentence, n)) {
+            return text.clone();
+        }
+        let text = self.cut(corpus, sentence, n);
+        let mut cut = corpus.cut.lock();
+        if cut.len() < CUT_CACHE {
+            cut.insert((sentence, n), text.clone());
+        }
+        text
+    }
+
+    fn cut(&self, corpus: &Corpus, sentence: usize, n: usize) -> Arc<str> {
+        let start = corpus.sentence_starts[sentence];
         let mut len = n;
         let mut best: Option<(usize, String)> = None;
         for _ in 0..16 {

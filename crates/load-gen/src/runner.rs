@@ -1,8 +1,8 @@
 //! How a run runs: pre-flight, prompt preparation, closed-loop workers or the open-loop
 //! dispatcher, the record collector, the progress display, shutdown and the final outputs.
 //!
-//! Every request task holds a sender of the record channel; the collector (on a blocking
-//! thread) ends when the last sender is dropped, so "all requests done" needs no extra
+//! Every request task holds a sender of the record channel; the collector task ends when
+//! the last sender is dropped, so "all requests done" needs no extra
 //! bookkeeping. Shutdown is a `watch` flag: workers stop starting requests and in-flight
 //! requests are cancelled (counted as `cancelled`, not as failures), then the summary and
 //! the files are still written.
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     Error,
-    client::{HttpClient, Outgoing},
+    client::{HttpClient, Outgoing, WorkerConnection},
     config::{ClosedLoop, Config, DEFAULT_TEMPERATURE, Load, Mix, OpenLoop, Workload},
     console::{self, Console, Counters, Remaining},
     html,
@@ -119,9 +119,11 @@ pub async fn run_until(
     let collector = {
         let shared = shared.clone();
         let per_request_lines = config.per_request_lines;
-        tokio::task::spawn_blocking(move || {
-            collect(records_rx, stats, &shared, per_request_lines, jsonl)
-        })
+        // A task, not a thread: a record wakes it without a cross-thread futex wake-up, and
+        // its work per record is a few microseconds (the JSON lines go through a buffer).
+        tokio::spawn(
+            async move { collect(records_rx, stats, &shared, per_request_lines, jsonl).await },
+        )
     };
     let progress = tokio::spawn(progress(shared.clone(), config.progress_interval));
 
@@ -240,6 +242,7 @@ impl Shared {
         planned: Planned,
         seq: u64,
         scheduled: Option<Instant>,
+        connection: Option<&mut WorkerConnection>,
     ) -> Option<RequestRecord> {
         let trace = TraceContext::generate(&mut rand::rng());
         let traceparent = trace.traceparent();
@@ -255,7 +258,7 @@ impl Shared {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let send_start = Instant::now();
         let outcome = tokio::select! {
-            outcome = self.client.send(&outgoing, body) => Some(outcome),
+            outcome = self.client.send(&outgoing, body, connection) => Some(outcome),
             () = self.shutdown_requested() => None,
         };
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -428,6 +431,7 @@ async fn pd_worker(
         pattern.name()
     ));
     let mut rng = worker_rng(shared.seed, worker);
+    let mut connection = WorkerConnection::default();
     let mut n = 0u64;
     while let Some(seq) = shared.admit() {
         n += 1;
@@ -441,7 +445,9 @@ async fn pd_worker(
             request_id: format!("worker{worker}-req{n}-{:07}", clock_suffix()),
             worker: Some((worker, n)),
         };
-        let record = shared.execute(planned, seq, None).await;
+        let record = shared
+            .execute(planned, seq, None, Some(&mut connection))
+            .await;
         let cancelled = record.is_none();
         shared.send(&records, record);
         if cancelled || !shared.pause(step.pause.mul_f64(pause_scale)).await {
@@ -486,11 +492,14 @@ async fn mix_worker(
     records: mpsc::UnboundedSender<Message>,
 ) {
     let mut rng = worker_rng(shared.seed, worker);
+    let mut connection = WorkerConnection::default();
     let mut n = 0u64;
     while let Some(seq) = shared.admit() {
         n += 1;
         let planned = plan_mix(&shared, &mix, &prompts, &mut rng, seq, Some((worker, n)));
-        let record = shared.execute(planned, seq, None).await;
+        let record = shared
+            .execute(planned, seq, None, Some(&mut connection))
+            .await;
         let cancelled = record.is_none();
         shared.send(&records, record);
         if cancelled || !shared.pause(pause).await {
@@ -555,14 +564,14 @@ fn dispatch(
                     .wrapping_add(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             );
             let planned = plan_mix(&shared, &mix, &prompts, &mut rng, seq, None);
-            let record = shared.execute(planned, seq, Some(at)).await;
+            let record = shared.execute(planned, seq, Some(at), None).await;
             shared.send(&records, record);
         });
     }
 }
 
 /// The collector: stats, counters, per-request lines and the JSON lines file.
-fn collect(
+async fn collect(
     mut records: mpsc::UnboundedReceiver<Message>,
     mut stats: Stats,
     shared: &Shared,
@@ -570,7 +579,7 @@ fn collect(
     mut jsonl: Option<(String, BufWriter<File>)>,
 ) -> (Stats, Option<(String, std::io::Error)>) {
     let mut jsonl_error = None;
-    while let Some(message) = records.blocking_recv() {
+    while let Some(message) = records.recv().await {
         let record = match message {
             Message::Done(record) => record,
             Message::Cancelled => {

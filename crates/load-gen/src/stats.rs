@@ -185,10 +185,14 @@ impl Stats {
 
     pub(crate) fn add(&mut self, record: &RequestRecord) {
         self.overall.add(record);
-        self.patterns
-            .entry(record.pattern.clone())
-            .or_default()
-            .add(record);
+        match self.patterns.get_mut(&record.pattern) {
+            Some(group) => group.add(record),
+            None => {
+                let mut group = Group::default();
+                group.add(record);
+                self.patterns.insert(record.pattern.clone(), group);
+            }
+        }
         if let Some(key) = record.failure_key() {
             *self.failures.entry(key).or_default() += 1;
         }
