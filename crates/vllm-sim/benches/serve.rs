@@ -278,7 +278,14 @@ fn main() {
                 percentile(&itl_err, 0.5),
                 percentile(&itl_err, 0.99),
             );
-    server.shutdown().await.expect("shutdown");
+            let lateness_p99 =
+                scraped_quantile(&server.url(), "llm_d_sim_engine_timer_lateness_seconds", 0.99)
+                    .await;
+            println!(
+                "    engine timer lateness p99 {:.3} ms (the simulator's own clock)",
+                lateness_p99 * 1000.0
+            );
+            server.shutdown().await.expect("shutdown");
         }
     });
 }
