@@ -55,6 +55,8 @@ pub(crate) struct AppState {
     pub(crate) in_flight: std::sync::atomic::AtomicI64,
     pub(crate) kv_event_sources: Value,
     pub(crate) dev_mode: bool,
+    /// The P/D roles, when a NIXL connector is configured.
+    pub(crate) pd: Option<crate::pd::Pd>,
 }
 
 type Shared = Arc<AppState>;
@@ -484,6 +486,10 @@ async fn generate(
     let value = read_json(&state, body)
         .await
         .map_err(IntoResponse::into_response)?;
+    let transfer = state
+        .pd
+        .as_ref()
+        .map_or(crate::pd::Transfer::None, |pd| pd.classify(&value));
     let prepared =
         prepare(&state, endpoint, &headers, value).map_err(IntoResponse::into_response)?;
     if let Some(failure) = injected_failure(&state, &headers) {
@@ -535,6 +541,20 @@ async fn generate(
             .as_ref()
             .and_then(|o| o.continuous_usage_stats)
             .unwrap_or(false);
+    // A P/D consumer pulls the prompt's KV before the engine sees the request, so the pull
+    // is inside TTFT as in vLLM.
+    let kv = match &state.pd {
+        Some(pd) => pd.prepare(&transfer, input_len).await.map_err(|message| {
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "ServiceUnavailableError",
+                message,
+                param: None,
+            }
+            .into_response()
+        })?,
+        None => crate::pd::Prepared::default(),
+    };
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let submission = Submission {
         extras: RequestExtras {
@@ -548,7 +568,8 @@ async fn generate(
         output_seed,
         arrival,
         stream_tokens: stream,
-        external_tokens: 0,
+        external_tokens: kv.external_tokens,
+        hold_blocks: kv.hold_blocks,
         events: events_tx,
     };
     if !state.engine.submit(submission) {
@@ -588,6 +609,7 @@ async fn generate(
             role_sent: false,
             finished: false,
             span: Some(span),
+            transfer,
             _in_flight: in_flight,
         };
         let body = futures::stream::unfold(stream_state, next_chunk);
@@ -604,6 +626,10 @@ async fn generate(
             }
         };
         drop(in_flight);
+        let kv_transfer_params = state
+            .pd
+            .as_ref()
+            .and_then(|pd| pd.finish(&transfer, &span.request_id, &finished));
         record_span(&state, span, &finished);
         let text = state
             .tokenizer
@@ -632,7 +658,7 @@ async fn generate(
                 service_tier: None,
                 system_fingerprint: None,
                 usage,
-                kv_transfer_params: None,
+                kv_transfer_params: kv_transfer_params.as_ref(),
                 ec_transfer_params: None,
                 metrics: None,
             }),
@@ -665,7 +691,7 @@ async fn generate(
                 prompt_logprobs: None,
                 prompt_token_ids: None,
                 prompt_text: None,
-                kv_transfer_params: None,
+                kv_transfer_params: kv_transfer_params.as_ref(),
                 ec_transfer_params: None,
                 metrics: None,
             }),
@@ -805,6 +831,7 @@ struct StreamState {
     role_sent: bool,
     finished: bool,
     span: Option<SpanInfo>,
+    transfer: crate::pd::Transfer,
     _in_flight: InFlight,
 }
 
@@ -837,6 +864,10 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, S
             }
             Some(EngineEvent::Finished(finished)) => {
                 st.finished = true;
+                let kv_transfer_params = match (&st.state.pd, &st.span) {
+                    (Some(pd), Some(span)) => pd.finish(&st.transfer, &span.request_id, &finished),
+                    _ => None,
+                };
                 if let Some(span) = st.span.take() {
                     record_span(&st.state, span, &finished);
                 }
@@ -850,7 +881,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, S
                 out.extend_from_slice(&st.writer.content(
                     &text,
                     Some(finished.reason.as_str()),
-                    None,
+                    kv_transfer_params.as_ref(),
                     running,
                 ));
                 if st.include_usage {

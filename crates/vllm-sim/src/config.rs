@@ -133,6 +133,10 @@ pub struct Args {
     /// context_length, server_error, invalid_request, model_not_found.
     #[arg(long, num_args = 1..)]
     pub failure_types: Vec<String>,
+
+    /// Model shape and link of P/D KV transfers.
+    #[command(flatten)]
+    pub pd: crate::pd::PdArgs,
 }
 
 /// The timing model.
@@ -235,6 +239,8 @@ pub struct Config {
     pub pod_ip: Option<String>,
     /// `VLLM_SERVER_DEV_MODE=1`: dev-only routes are served.
     pub dev_mode: bool,
+    /// P/D roles (`--kv-transfer-config`), model shape and KV link.
+    pub pd: crate::pd::PdConfig,
 }
 
 impl Config {
@@ -353,6 +359,13 @@ impl Config {
                     .map_err(|err| invalid(flag, format!("not valid JSON: {err}")))?;
             }
         }
+        let pd = crate::pd::PdConfig::from_args(
+            &args.pd,
+            args.kv_transfer_config.as_deref(),
+            env.nixl_side_channel_host.as_deref(),
+            env.nixl_side_channel_port.as_deref(),
+        )
+        .map_err(|(flag, reason)| invalid(flag, reason))?;
         Ok(Config {
             model,
             served_model_names,
@@ -382,6 +395,7 @@ impl Config {
             pod_name: env.pod_name,
             pod_ip: env.pod_ip,
             dev_mode: env.dev_mode,
+            pd,
         })
     }
 

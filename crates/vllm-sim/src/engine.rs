@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng, rngs::SmallRng};
 use rand_distr::{Distribution, Normal};
 use tokio::sync::mpsc::UnboundedSender;
 
-pub(crate) use block_pool::{BlockPool, CacheEvent};
+pub(crate) use block_pool::{BlockId, BlockPool, CacheEvent};
 
 use crate::{config::Config, metrics::Metrics};
 
@@ -63,6 +63,9 @@ pub(crate) struct Submission {
     /// Tokens whose KV arrives from elsewhere (P/D decode): they cost transfer time, not
     /// prefill compute.
     pub(crate) external_tokens: u32,
+    /// P/D producer: keep the prompt's blocks allocated after finishing (they go to
+    /// [`Finished::held_blocks`] until [`EngineHandle::release_blocks`]).
+    pub(crate) hold_blocks: bool,
     pub(crate) events: UnboundedSender<EngineEvent>,
 }
 
@@ -84,12 +87,15 @@ pub(crate) struct Finished {
     pub(crate) scheduled: Instant,
     pub(crate) first_token: Instant,
     pub(crate) last_token: Instant,
+    /// The prompt's blocks, still allocated, when the submission asked to hold them.
+    pub(crate) held_blocks: Vec<BlockId>,
 }
 
 enum Command {
     Submit(Box<Submission>),
     ResetPrefixCache(std::sync::mpsc::Sender<bool>),
     Snapshot(std::sync::mpsc::Sender<Snapshot>),
+    ReleaseBlocks(Vec<BlockId>),
     Shutdown,
 }
 
@@ -145,6 +151,11 @@ impl EngineHandle {
         let (tx, rx) = std::sync::mpsc::channel();
         self.commands.send(Command::Snapshot(tx)).ok()?;
         rx.recv().ok()
+    }
+
+    /// Frees blocks held for a P/D consumer.
+    pub(crate) fn release_blocks(&self, blocks: Vec<BlockId>) {
+        let _ = self.commands.send(Command::ReleaseBlocks(blocks));
     }
 
     pub(crate) fn shutdown(&self) {
@@ -247,6 +258,7 @@ impl Engine {
                 Ok(Command::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
                 }
+                Ok(Command::ReleaseBlocks(blocks)) => self.pool.release(&blocks),
                 Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -260,6 +272,7 @@ impl Engine {
                     Command::Snapshot(reply) => {
                         let _ = reply.send(self.snapshot());
                     }
+                    Command::ReleaseBlocks(blocks) => self.pool.release(&blocks),
                     Command::Shutdown => return,
                 }
             }
@@ -629,7 +642,20 @@ impl Engine {
         let Some(seq) = self.sequences.remove(&id) else {
             return;
         };
-        self.pool.release(&seq.blocks);
+        // A P/D producer keeps the prompt's blocks for the consumer's pull.
+        let held_blocks = if seq.submission.hold_blocks && reason != FinishReason::Abort {
+            let prompt_blocks = seq
+                .submission
+                .prompt_tokens
+                .len()
+                .div_ceil(self.block_size)
+                .min(seq.blocks.len());
+            self.pool.release(&seq.blocks[prompt_blocks..]);
+            seq.blocks[..prompt_blocks].to_vec()
+        } else {
+            self.pool.release(&seq.blocks);
+            Vec::new()
+        };
         let arrival = seq.submission.arrival;
         let scheduled = seq.scheduled.unwrap_or(arrival);
         let first_token = seq.first_token.unwrap_or(scheduled);
@@ -705,11 +731,17 @@ impl Engine {
             scheduled,
             first_token,
             last_token,
+            held_blocks,
         };
-        let _ = seq
+        if let Err(unsent) = seq
             .submission
             .events
-            .send(EngineEvent::Finished(Box::new(finished)));
+            .send(EngineEvent::Finished(Box::new(finished)))
+            && let EngineEvent::Finished(finished) = unsent.0
+        {
+            // Nobody will lease the held blocks: the client went away.
+            self.pool.release(&finished.held_blocks);
+        }
     }
 
     fn publish_gauges(&self) {

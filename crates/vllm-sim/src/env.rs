@@ -11,6 +11,10 @@ pub const ENV_PYTHONHASHSEED: &str = "PYTHONHASHSEED";
 pub const ENV_POD_NAME: &str = "POD_NAME";
 /// The pod's IP, for the KV-events topic and the NIXL side channel.
 pub const ENV_POD_IP: &str = "POD_IP";
+/// The NIXL side channel's host: bound by a KV producer and sent as `remote_host`.
+pub const ENV_VLLM_NIXL_SIDE_CHANNEL_HOST: &str = "VLLM_NIXL_SIDE_CHANNEL_HOST";
+/// The NIXL side channel's port (vLLM's default 5600; 0 binds an ephemeral port).
+pub const ENV_VLLM_NIXL_SIDE_CHANNEL_PORT: &str = "VLLM_NIXL_SIDE_CHANNEL_PORT";
 /// `1` enables vLLM's dev-mode routes such as `POST /reset_prefix_cache`.
 pub const ENV_VLLM_SERVER_DEV_MODE: &str = "VLLM_SERVER_DEV_MODE";
 
@@ -47,6 +51,8 @@ pub struct EnvValues {
     pub pod_name: Option<String>,
     pub pod_ip: Option<String>,
     pub dev_mode: bool,
+    pub nixl_side_channel_host: Option<String>,
+    pub nixl_side_channel_port: Option<String>,
 }
 
 impl EnvValues {
@@ -57,6 +63,8 @@ impl EnvValues {
             pod_name: nonempty(ENV_POD_NAME),
             pod_ip: nonempty(ENV_POD_IP),
             dev_mode: nonempty(ENV_VLLM_SERVER_DEV_MODE).is_some_and(|v| v == "1"),
+            nixl_side_channel_host: nonempty(ENV_VLLM_NIXL_SIDE_CHANNEL_HOST),
+            nixl_side_channel_port: nonempty(ENV_VLLM_NIXL_SIDE_CHANNEL_PORT),
         }
     }
 }

@@ -11,6 +11,7 @@ mod engine;
 pub mod env;
 mod kv_events;
 mod metrics;
+pub mod pd;
 
 use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
@@ -45,6 +46,8 @@ pub enum Error {
     Tracing(#[from] telemetry::Error),
     #[error("kv events")]
     KvEvents(#[from] kv_events::Error),
+    #[error("p/d roles")]
+    Pd(#[from] pd::Error),
     #[error("engine thread")]
     Engine(#[source] std::io::Error),
     #[error("server")]
@@ -59,6 +62,7 @@ pub struct Server {
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     engine: EngineStop,
     tracing: Arc<telemetry::Tracing>,
+    side_channel: Option<SocketAddr>,
 }
 
 struct EngineStop(engine::EngineHandle);
@@ -78,6 +82,11 @@ impl Server {
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The NIXL side channel a KV producer listens on (`remote_host`/`remote_port`).
+    pub fn nixl_side_channel(&self) -> Option<SocketAddr> {
+        self.side_channel
     }
 
     /// The external (u64) hashes of every block the prefix cache holds, sorted; for tests
@@ -159,6 +168,8 @@ pub async fn spawn_with(
     let (engine, _engine_thread) =
         engine::EngineHandle::start(&config, metrics.clone(), output_vocabulary, sink)
             .map_err(Error::Engine)?;
+    let pd = pd::Pd::start(&config, engine.clone(), &metrics.registry).await?;
+    let side_channel = pd.as_ref().and_then(pd::Pd::side_channel_addr);
     let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -179,6 +190,7 @@ pub async fn spawn_with(
         in_flight: std::sync::atomic::AtomicI64::new(0),
         kv_event_sources,
         dev_mode: config.dev_mode,
+        pd,
         config,
     });
     let router = api::router(state);
@@ -203,6 +215,7 @@ pub async fn spawn_with(
         task,
         engine: EngineStop(engine),
         tracing,
+        side_channel,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod api;
 mod metrics;
+mod pd;
 mod support;
 mod timing;
 mod traces;
