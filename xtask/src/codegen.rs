@@ -4,6 +4,7 @@
 //! mode fails when the committed file differs. To add a generator (dashboards, Helm values),
 //! add a module under `codegen/`, a [`Generator`] variant, and its arm in [`Generator::render`].
 
+mod dashboards;
 mod docs;
 #[cfg(test)]
 mod tests;
@@ -19,15 +20,18 @@ use crate::project_root;
 pub(crate) enum Generator {
     /// `docs/generated/metrics.md`.
     Docs,
+    /// `dashboards/*.json`.
+    Dashboards,
 }
 
 impl Generator {
     /// Every generator, in the order `codegen all` runs them.
-    pub(crate) const ALL: &[Generator] = &[Generator::Docs];
+    pub(crate) const ALL: &[Generator] = &[Generator::Docs, Generator::Dashboards];
 
     fn name(self) -> &'static str {
         match self {
             Generator::Docs => "docs",
+            Generator::Dashboards => "dashboards",
         }
     }
 
@@ -39,23 +43,24 @@ impl Generator {
     }
 
     /// The files this generator owns, as (path relative to the root, contents).
-    fn render(self) -> Vec<(&'static str, String)> {
+    fn render(self) -> Vec<(String, String)> {
         match self {
-            Generator::Docs => vec![(docs::METRICS_MD, docs::metrics_md())],
+            Generator::Docs => vec![(docs::METRICS_MD.to_owned(), docs::metrics_md())],
+            Generator::Dashboards => dashboards::render(),
         }
     }
 
     /// Renders every file and writes it, or checks it when `check` is set.
     pub(crate) fn run(self, check: bool) -> anyhow::Result<()> {
         for (relative_path, contents) in self.render() {
-            let path = project_root().join(relative_path);
+            let path = project_root().join(&relative_path);
             ensure_file_contents(&path, &contents, check, self.name())?;
         }
         Ok(())
     }
 }
 
-/// `cargo xtask codegen [docs|all] [--check]`.
+/// `cargo xtask codegen [docs|dashboards|all] [--check]`.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut check = false;
     let mut selected = Vec::new();
@@ -65,7 +70,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "all" => selected.extend_from_slice(Generator::ALL),
             name => match Generator::from_name(name) {
                 Some(generator) => selected.push(generator),
-                None => bail!("unknown generator `{name}`; expected docs or all"),
+                None => bail!("unknown generator `{name}`; expected docs, dashboards or all"),
             },
         }
     }

@@ -1,6 +1,6 @@
 //! `cargo xtask`: project tasks that need no external tools.
 //!
-//! * `cargo xtask codegen [docs|all] [--check]` renders generated files from the workspace's
+//! * `cargo xtask codegen [docs|dashboards|all] [--check]` renders generated files from the workspace's
 //!   own data (`metrics-schema`); `--check` fails on drift instead of writing.
 //! * `cargo xtask tidy` checks repository conventions (the same checks run in `cargo test`).
 //! * `cargo xtask stack` runs the local stack with traffic and prints its report.
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 const USAGE: &str = "usage:
-  cargo xtask codegen [docs|all] [--check]
+  cargo xtask codegen [docs|dashboards|all] [--check]
   cargo xtask tidy
   cargo xtask stack [--pods N] [--workers N] [--minutes M] [--pause-scale F]";
 
