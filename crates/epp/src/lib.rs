@@ -1,4 +1,329 @@
 //! The Endpoint Picker (EPP): an Envoy `ext_proc` gRPC server that scores vLLM pods and names
-//! the one each request goes to.
+//! the one each request goes to, configured with llm-d's `EndpointPickerConfig`.
 //!
-//! Empty until the EPP issue fills it; nothing here pretends to route yet.
+//! [`spawn`] starts a server in-process (tests and `cargo xtask stack` bind port 0); [`run`]
+//! is the binary's entry point. Reading order: [`env`] (flags → [`Config`]), [`config`] (the
+//! plugin YAML), [`framework`] (plugin traits), [`plugins`] (in-tree types), [`scheduler`],
+//! [`datastore`] (endpoints and scraped metrics), [`request`] (OpenAI bodies), `server`
+//! (ext_proc), [`telemetry`] (metric handles).
+
+pub mod config;
+pub mod datastore;
+pub mod env;
+pub mod framework;
+pub mod plugins;
+pub mod request;
+pub mod scheduler;
+mod server;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+use rand::SeedableRng;
+use tokenizer::Tokenizer;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use env::Config;
+pub use server::{
+    BODY_CHUNK_LIMIT, DESTINATION_HEADER, DROPPED_REASON_HEADER, ENVOY_LB_NAMESPACE,
+    SUBSET_HINT_KEY, SUBSET_HINT_NAMESPACE,
+};
+
+use crate::datastore::Datastore;
+use crate::env::Discovery;
+use crate::framework::Handle;
+
+/// gRPC health service names upstream registers besides the ext_proc service.
+pub const HEALTH_LIVENESS: &str = "liveness";
+pub const HEALTH_READINESS: &str = "readiness";
+
+/// Errors that stop the EPP from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("metrics registration")]
+    Metrics(#[from] telemetry::Error),
+    #[error("loading tokenizer {path}")]
+    Tokenizer {
+        path: String,
+        #[source]
+        source: tokenizer::Error,
+    },
+    #[error("plugin configuration")]
+    Config(#[from] config::ConfigError),
+    #[error("tracing")]
+    Tracing(#[from] ::telemetry::Error),
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("InferencePool discovery is not available in this build; use --endpoint")]
+    Discovery,
+}
+
+/// A running EPP.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    health_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    kv_events_endpoints: Vec<String>,
+    datastore: Arc<Datastore>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tracing: Arc<::telemetry::Tracing>,
+}
+
+impl Server {
+    /// The ext_proc gRPC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The gRPC health address.
+    pub fn health_addr(&self) -> SocketAddr {
+        self.health_addr
+    }
+
+    /// The Prometheus `/metrics` address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The bound KV-events endpoints of the precise prefix scorers (real ports), for the
+    /// engines' `--kv-events-config` `endpoint`.
+    pub fn kv_events_endpoints(&self) -> &[String] {
+        &self.kv_events_endpoints
+    }
+
+    /// The endpoint set, for tests and the stack's report.
+    pub fn datastore(&self) -> &Arc<Datastore> {
+        &self.datastore
+    }
+
+    /// Stops serving, then exports finished spans.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        let tracing = Arc::clone(&self.tracing);
+        let _ = tokio::task::spawn_blocking(move || tracing.flush()).await;
+    }
+
+    /// Exports finished spans now (from a blocking thread).
+    pub async fn flush_spans(&self) {
+        let tracing = Arc::clone(&self.tracing);
+        let _ = tokio::task::spawn_blocking(move || tracing.flush()).await;
+    }
+}
+
+async fn bind(host: std::net::IpAddr, port: u16) -> Result<tokio::net::TcpListener, Error> {
+    let addr = SocketAddr::new(host, port);
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, Error> {
+    listener.local_addr().map_err(|source| Error::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+/// Starts the EPP: plugins, discovery, scraping, and the three listeners.
+pub async fn spawn(config: Config) -> Result<Server, Error> {
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(telemetry::Metrics::register(&registry)?);
+    let tokenizer = match &config.tokenizer {
+        Some(path) => Tokenizer::from_path(path).map_err(|source| Error::Tokenizer {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => Tokenizer::embedded(),
+    };
+    let handle = Handle {
+        tokenizer,
+        metrics: Arc::clone(&metrics),
+        registry: registry.clone(),
+    };
+    let loaded = config::load(&config.plugins, &plugins::in_tree(), &handle)?;
+    let kv_events_endpoints = loaded
+        .plugins
+        .iter()
+        .filter_map(|p| p.kv_events_endpoint())
+        .collect();
+    let scraping = config.refresh_metrics_interval;
+    let datastore = Arc::new(Datastore::new(
+        &config.pool_name,
+        scraping.map(|_| config.metrics_staleness_threshold),
+    ));
+    for plugin in &loaded.plugins {
+        let plugin = Arc::clone(plugin);
+        datastore.on_removed(move |address| plugin.endpoint_removed(address));
+    }
+    {
+        let pool = config.pool_name.clone();
+        let metrics = Arc::clone(&metrics);
+        datastore.on_removed(move |address| metrics.per_endpoint_queue_size.remove(&[&pool, address]));
+    }
+    let mut tasks = Vec::new();
+    match &config.discovery {
+        Discovery::Static(specs) => {
+            datastore.set_endpoints(specs.clone());
+            if scraping.is_none() {
+                datastore.mark_synced();
+            }
+        }
+        Discovery::InferencePool { .. } => return Err(Error::Discovery),
+    }
+    if let Some(interval) = scraping {
+        let scrape_config = datastore::scrape::ScrapeConfig {
+            interval,
+            timeout: config.metrics_staleness_threshold.max(interval),
+            names: config.metric_names.clone(),
+        };
+        tasks.push(tokio::spawn(datastore::scrape::run(
+            scrape_config,
+            Arc::clone(&datastore),
+            Arc::clone(&metrics),
+        )));
+    }
+    let tracing = Arc::new(::telemetry::Tracing::new(&config.telemetry, "llm-d-epp")?);
+    let grpc = bind(config.host, config.grpc_port).await?;
+    let health = bind(config.host, config.grpc_health_port).await?;
+    let metrics_listener = bind(config.host, config.metrics_port).await?;
+    let (addr, health_addr, metrics_addr) =
+        (local_addr(&grpc)?, local_addr(&health)?, local_addr(&metrics_listener)?);
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let epp = Arc::new(server::Epp {
+        datastore: Arc::clone(&datastore),
+        loaded,
+        metrics: Arc::clone(&metrics),
+        tracing: Arc::clone(&tracing),
+        max_request_body_bytes: config.max_request_body_bytes,
+        rng: parking_lot::Mutex::new(rand::rngs::SmallRng::from_os_rng()),
+    });
+    let service = ExternalProcessorServer::new(server::ExtProc(epp))
+        .max_decoding_message_size(config.max_request_body_bytes.saturating_add(1 << 20))
+        .max_encoding_message_size(config.max_request_body_bytes.saturating_add(1 << 20));
+    let stop = stopped(shutdown_rx.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(error) = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop)
+            .await
+        {
+            tracing::error!(%error, "The ext_proc server failed.");
+        }
+    }));
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<ExternalProcessorServer<server::ExtProc>>()
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status(HEALTH_LIVENESS, tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status(HEALTH_READINESS, tonic_health::ServingStatus::NotServing)
+        .await;
+    {
+        let datastore = Arc::clone(&datastore);
+        tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_millis(20));
+            let mut ready = false;
+            loop {
+                ticker.tick().await;
+                let now = datastore.is_synced();
+                if now != ready {
+                    ready = now;
+                    let status = if ready {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    reporter.set_service_status(HEALTH_READINESS, status).await;
+                }
+            }
+        }));
+    }
+    let stop = stopped(shutdown_rx.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(error) = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(health), stop)
+            .await
+        {
+            tracing::error!(%error, "The gRPC health server failed.");
+        }
+    }));
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    ::telemetry::encode_metrics(&registry),
+                )
+            }
+        }),
+    );
+    let stop = stopped(shutdown_rx);
+    tasks.push(tokio::spawn(async move {
+        if let Err(error) = axum::serve(metrics_listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(%error, "The metrics server failed.");
+        }
+    }));
+    tracing::info!(%addr, %health_addr, %metrics_addr, pool = %config.pool_name, "Endpoint picker listening.");
+    Ok(Server {
+        addr,
+        health_addr,
+        metrics_addr,
+        kv_events_endpoints,
+        datastore,
+        shutdown,
+        tasks,
+        tracing,
+    })
+}
+
+/// The binary's entry: serve until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let server = spawn(config).await?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async move {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("Shutting down.");
+    server.shutdown().await;
+    Ok(())
+}
