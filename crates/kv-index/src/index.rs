@@ -1,10 +1,16 @@
 //! The block index: which pods hold which blocks, on which device tier.
 //!
-//! Entries live in one slab of nodes addressed by `u32`. Each node is on two intrusive lists:
-//! the chain of its key (all pods holding that block) and its pod's LRU list (for the
-//! per-pod capacity bound, pod removal and `AllBlocksCleared`). A `HashMap<u64, u32>` maps a
-//! key to its chain head. One `RwLock` guards everything: a batch is applied under one write
-//! lock, and scoring only reads, so readers run between batches.
+//! Storage is laid out for the read path. A `HashMap<u64, Slot>` maps a block key to its
+//! holders: one holder inline in the 8-byte slot (the common case), or an index into
+//! `lists`, a slab of small vectors, when several (pod, tier) pairs hold the key. Scoring a
+//! prompt therefore costs one map probe per block plus a walk over one contiguous array.
+//!
+//! Each (block, pod, tier) entry also owns a 24-byte node in a chunked slab (4096 nodes per
+//! chunk, so growth never doubles the footprint); nodes carry the key, tier, ref count and
+//! the links of their pod's LRU list, which bounds a pod's entries
+//! (`capacity_per_pod`) and serves pod removal and `AllBlocksCleared`. Pods are interned to
+//! dense `u32` ids. One `RwLock` guards everything: a batch is applied under one write lock,
+//! and scoring only reads, so readers run between batches.
 //!
 //! Two ways to key blocks ([`KeyMode`]):
 //! * **Engine keys**: the 64-bit hashes in the events are the keys. The request side
@@ -18,6 +24,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -266,13 +273,22 @@ pub struct PodSummary {
 /// One pod's result for a prompt: its longest consecutive prefix.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PodScore {
-    pub pod: String,
+    /// The pod's name, shared with the index (scoring allocates no strings).
+    #[serde(serialize_with = "serialize_shared_str")]
+    pub pod: Arc<str>,
     /// Consecutive blocks from the start held on any tier.
     pub matched_blocks: u64,
     /// Sum over the matched blocks of the best tier weight.
     pub score: f64,
     /// `matched_blocks / prompt blocks`.
     pub ratio: f64,
+}
+
+fn serialize_shared_str<S: serde::Serializer>(
+    value: &Arc<str>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value)
 }
 
 /// The concurrent block index.
@@ -282,20 +298,80 @@ pub struct KvIndex {
     pub(crate) inner: RwLock<Inner>,
 }
 
+/// Nodes per slab chunk.
+const CHUNK_BITS: u32 = 12;
+const CHUNK_LEN: usize = 1 << CHUNK_BITS;
+const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
+
+/// One (block, pod, tier) entry: its key and the links of its pod's LRU list. A free node
+/// keeps the free list in `lru_next`.
 #[derive(Debug, Clone, Copy)]
 struct Node {
     key: u64,
-    pod: u32,
     lru_prev: u32,
     lru_next: u32,
-    key_next: u32,
+    pod: u32,
     refs: u16,
     tier: u8,
 }
 
+const EMPTY_NODE: Node = Node {
+    key: 0,
+    lru_prev: NIL,
+    lru_next: NIL,
+    pod: NIL,
+    refs: 0,
+    tier: 0,
+};
+
+/// A holder of a key: its node and `pod << 2 | tier`. As a map value, `node == NIL`
+/// means "several holders" and `word` is then an index into `Inner::lists`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    node: u32,
+    word: u32,
+}
+
+impl Slot {
+    fn holder(node: u32, pod: u32, tier: u8) -> Slot {
+        Slot {
+            node,
+            word: pod << 2 | u32::from(tier),
+        }
+    }
+
+    fn list(list: u32) -> Slot {
+        Slot {
+            node: NIL,
+            word: list,
+        }
+    }
+
+    fn is_list(self) -> bool {
+        self.node == NIL
+    }
+
+    #[inline]
+    pub(crate) fn pod(self) -> u32 {
+        self.word >> 2
+    }
+
+    /// The tier as an index 0..=3 (3 never occurs; it reads as storage).
+    #[inline]
+    pub(crate) fn tier_idx(self) -> usize {
+        (self.word & 3) as usize
+    }
+
+    fn matches(self, pod: u32, tier: u8) -> bool {
+        self.word == pod << 2 | u32::from(tier)
+    }
+}
+
 #[derive(Debug)]
 struct PodState {
-    name: String,
+    name: Arc<str>,
+    /// Position of `name` among all pod names, for ordering ties without comparing strings.
+    rank: u32,
     /// Most recently stored.
     head: u32,
     tail: u32,
@@ -306,13 +382,19 @@ struct PodState {
 
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
-    nodes: Vec<Node>,
+    /// The node slab, in fixed-size chunks.
+    chunks: Vec<Box<[Node]>>,
+    /// Nodes ever handed out (the slab's high-water mark).
+    n_nodes: u32,
     free: u32,
     /// Engine key of each node (token-chain mode only).
     node_engine: Vec<u64>,
-    keys: KeyMap<u32>,
+    keys: KeyMap<Slot>,
+    /// Holder lists of keys with several holders; `free_lists` are reusable slots.
+    lists: Vec<Vec<Slot>>,
+    free_lists: Vec<u32>,
     pods: Vec<PodState>,
-    pod_ids: HashMap<String, u32>,
+    pod_ids: HashMap<Arc<str>, u32>,
     /// Token-chain mode: engine key → (own key, nodes created through it).
     engine_map: KeyMap<(u64, u32)>,
     entries: u64,
@@ -378,10 +460,11 @@ impl KvIndex {
             return 0;
         };
         let n = inner.clear_pod(pod_id);
-        // The id stays allocated (ids are slab positions), ready for reuse.
+        // The id stays allocated, ready for reuse.
         let state = &mut inner.pods[pod_id as usize];
-        state.name.clear();
+        state.name = Arc::from("");
         state.removed = true;
+        inner.rerank_pods();
         n
     }
 
@@ -403,7 +486,7 @@ impl KvIndex {
             .map(|(name, &pod_id)| {
                 let counts = inner.pods[pod_id as usize].counts;
                 PodSummary {
-                    pod: name.clone(),
+                    pod: name.to_string(),
                     gpu_blocks: counts[0],
                     cpu_blocks: counts[1],
                     storage_blocks: counts[2],
@@ -423,12 +506,19 @@ impl KvIndex {
         let mut entries = Vec::with_capacity(inner.pods[pod_id as usize].len);
         let mut idx = inner.pods[pod_id as usize].head;
         while idx != NIL {
-            let node = &inner.nodes[idx as usize];
+            let node = inner.node(idx);
             entries.push((node.key, Tier::from_u8(node.tier), node.refs));
             idx = node.lru_next;
         }
         entries.sort_unstable();
         entries
+    }
+
+    /// The keys `pod` holds on any tier, sorted and deduplicated.
+    pub fn pod_keys(&self, pod: &str) -> Vec<u64> {
+        let mut keys: Vec<u64> = self.pod_entries(pod).iter().map(|entry| entry.0).collect();
+        keys.dedup();
+        keys
     }
 
     /// Own key of an engine key (token-chain mode).
@@ -440,15 +530,31 @@ impl KvIndex {
             .map(|&(own, _)| own)
     }
 
-    /// Approximate heap bytes held by the index structures (capacity based).
+    /// Heap bytes held by the index structures, counting allocated capacity: hash tables by
+    /// their bucket arrays (slot plus control byte per bucket), vectors by capacity.
     pub fn memory_bytes(&self) -> usize {
         let inner = self.inner.read();
-        let map_entry = |key_value: usize| key_value + 1; // hashbrown: slot + control byte
-        inner.nodes.capacity() * std::mem::size_of::<Node>()
+        let lists: usize = inner
+            .lists
+            .iter()
+            .map(|list| list.capacity() * std::mem::size_of::<Slot>())
+            .sum();
+        inner.chunks.len() * CHUNK_LEN * std::mem::size_of::<Node>()
+            + inner.chunks.capacity() * std::mem::size_of::<Box<[Node]>>()
             + inner.node_engine.capacity() * 8
-            + inner.keys.capacity() * map_entry(std::mem::size_of::<(u64, u32)>())
-            + inner.engine_map.capacity() * map_entry(std::mem::size_of::<(u64, (u64, u32))>())
+            + table_bytes(inner.keys.capacity(), std::mem::size_of::<(u64, Slot)>())
+            + table_bytes(
+                inner.engine_map.capacity(),
+                std::mem::size_of::<(u64, (u64, u32))>(),
+            )
+            + inner.lists.capacity() * std::mem::size_of::<Vec<Slot>>()
+            + lists
+            + inner.free_lists.capacity() * 4
             + inner.pods.capacity() * std::mem::size_of::<PodState>()
+            + table_bytes(
+                inner.pod_ids.capacity(),
+                std::mem::size_of::<(Arc<str>, u32)>(),
+            )
     }
 
     /// Longest consecutive prefix per pod for a prompt's block keys, best first; pods with no
@@ -564,7 +670,7 @@ impl KvIndex {
             let Some(idx) = inner.find(key, pod_id, tier) else {
                 continue;
             };
-            let node = &mut inner.nodes[idx as usize];
+            let node = inner.node_mut(idx);
             if self.config.ref_count_duplicates && node.refs > 1 {
                 node.refs -= 1;
             } else {
@@ -586,7 +692,7 @@ impl KvIndex {
         let tier = tier as u8;
         if let Some(idx) = inner.find(key, pod_id, tier) {
             if self.config.ref_count_duplicates {
-                let node = &mut inner.nodes[idx as usize];
+                let node = inner.node_mut(idx);
                 node.refs = node.refs.saturating_add(1);
             }
             inner.lru_unlink(idx);
@@ -595,10 +701,9 @@ impl KvIndex {
         }
         let idx = inner.alloc_node(Node {
             key,
-            pod: pod_id,
             lru_prev: NIL,
             lru_next: NIL,
-            key_next: NIL,
+            pod: pod_id,
             refs: 1,
             tier,
         });
@@ -609,9 +714,7 @@ impl KvIndex {
             inner.node_engine[idx as usize] = engine;
             inner.engine_map.entry(engine).or_insert((key, 0)).1 += 1;
         }
-        let head = inner.keys.entry(key).or_insert(NIL);
-        inner.nodes[idx as usize].key_next = *head;
-        *head = idx;
+        inner.add_holder(key, Slot::holder(idx, pod_id, tier));
         inner.lru_push_front(idx);
         inner.pods[pod_id as usize].counts[usize::from(tier)] += 1;
         inner.entries += 1;
@@ -624,16 +727,32 @@ impl KvIndex {
     }
 }
 
+/// Bytes of a hashbrown table holding `capacity` items of `slot` bytes: a power-of-two
+/// bucket array at most 7/8 full, one control byte per bucket plus one group.
+fn table_bytes(capacity: usize, slot: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    buckets * (slot + 1) + 16
+}
+
 /// Read access for the scorer.
 impl Inner {
-    /// Calls `f(pod, tier)` for every holder of `key`.
+    /// The holders of `key`: the inline one or the list.
     #[inline]
-    pub(crate) fn for_each_holder(&self, key: u64, mut f: impl FnMut(u32, Tier)) {
-        let mut idx = self.keys.get(&key).copied().unwrap_or(NIL);
-        while idx != NIL {
-            let node = &self.nodes[idx as usize];
-            f(node.pod, Tier::from_u8(node.tier));
-            idx = node.key_next;
+    pub(crate) fn holders(&self, key: u64) -> &[Slot] {
+        match self.keys.get(&key) {
+            None => &[],
+            Some(slot) if slot.is_list() => self
+                .lists
+                .get(slot.word as usize)
+                .map_or(&[][..], Vec::as_slice),
+            Some(slot) => std::slice::from_ref(slot),
         }
     }
 
@@ -641,8 +760,13 @@ impl Inner {
         self.pods.len()
     }
 
-    pub(crate) fn pod_name(&self, pod_id: u32) -> &str {
+    pub(crate) fn pod_name(&self, pod_id: u32) -> &Arc<str> {
         &self.pods[pod_id as usize].name
+    }
+
+    /// Order of `pod_id`'s name among the pods' names.
+    pub(crate) fn pod_rank(&self, pod_id: u32) -> u32 {
+        self.pods[pod_id as usize].rank
     }
 }
 
@@ -656,7 +780,8 @@ impl Inner {
             Some(free) => free as u32,
             None => {
                 self.pods.push(PodState {
-                    name: String::new(),
+                    name: Arc::from(""),
+                    rank: 0,
                     head: NIL,
                     tail: NIL,
                     len: 0,
@@ -666,60 +791,120 @@ impl Inner {
                 (self.pods.len() - 1) as u32
             }
         };
-        self.pods[pod_id as usize].name = pod.to_owned();
+        let name: Arc<str> = Arc::from(pod);
+        self.pods[pod_id as usize].name = Arc::clone(&name);
         self.pods[pod_id as usize].removed = false;
-        self.pod_ids.insert(pod.to_owned(), pod_id);
+        self.pod_ids.insert(name, pod_id);
+        self.rerank_pods();
         pod_id
     }
 
-    fn find(&self, key: u64, pod_id: u32, tier: u8) -> Option<u32> {
-        let mut idx = *self.keys.get(&key)?;
-        while idx != NIL {
-            let node = &self.nodes[idx as usize];
-            if node.pod == pod_id && node.tier == tier {
-                return Some(idx);
-            }
-            idx = node.key_next;
+    /// Recomputes every pod's name rank (pods come and go rarely; scoring is hot).
+    fn rerank_pods(&mut self) {
+        let mut order: Vec<u32> = (0..self.pods.len() as u32).collect();
+        order.sort_by(|&a, &b| self.pods[a as usize].name.cmp(&self.pods[b as usize].name));
+        for (rank, pod_id) in order.into_iter().enumerate() {
+            self.pods[pod_id as usize].rank = rank as u32;
         }
-        None
+    }
+
+    #[inline]
+    fn node(&self, idx: u32) -> &Node {
+        &self.chunks[(idx >> CHUNK_BITS) as usize][(idx & CHUNK_MASK) as usize]
+    }
+
+    #[inline]
+    fn node_mut(&mut self, idx: u32) -> &mut Node {
+        &mut self.chunks[(idx >> CHUNK_BITS) as usize][(idx & CHUNK_MASK) as usize]
+    }
+
+    fn find(&self, key: u64, pod_id: u32, tier: u8) -> Option<u32> {
+        self.holders(key)
+            .iter()
+            .find(|slot| slot.matches(pod_id, tier))
+            .map(|slot| slot.node)
+    }
+
+    fn add_holder(&mut self, key: u64, holder: Slot) {
+        use std::collections::hash_map::Entry;
+        match self.keys.entry(key) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(holder);
+            }
+            Entry::Occupied(mut occupied) => {
+                let slot = *occupied.get();
+                if slot.is_list() {
+                    if let Some(list) = self.lists.get_mut(slot.word as usize) {
+                        list.push(holder);
+                    }
+                    return;
+                }
+                let list = match self.free_lists.pop() {
+                    Some(free) => {
+                        if let Some(list) = self.lists.get_mut(free as usize) {
+                            list.extend_from_slice(&[slot, holder]);
+                        }
+                        free
+                    }
+                    None => {
+                        self.lists.push(vec![slot, holder]);
+                        (self.lists.len() - 1) as u32
+                    }
+                };
+                occupied.insert(Slot::list(list));
+            }
+        }
+    }
+
+    fn remove_holder(&mut self, key: u64, node: u32) {
+        let Some(slot) = self.keys.get_mut(&key) else {
+            return;
+        };
+        if !slot.is_list() {
+            if slot.node == node {
+                self.keys.remove(&key);
+            }
+            return;
+        }
+        let list_idx = slot.word;
+        let Some(list) = self.lists.get_mut(list_idx as usize) else {
+            return;
+        };
+        if let Some(position) = list.iter().position(|holder| holder.node == node) {
+            list.swap_remove(position);
+        }
+        if list.len() == 1 {
+            *slot = list[0];
+            list.clear();
+            if list.capacity() > 4 {
+                list.shrink_to(4);
+            }
+            self.free_lists.push(list_idx);
+        }
     }
 
     fn alloc_node(&mut self, node: Node) -> u32 {
         if self.free != NIL {
             let idx = self.free;
-            self.free = self.nodes[idx as usize].key_next;
-            self.nodes[idx as usize] = node;
-            idx
-        } else {
-            self.nodes.push(node);
-            (self.nodes.len() - 1) as u32
+            self.free = self.node(idx).lru_next;
+            *self.node_mut(idx) = node;
+            return idx;
         }
+        let idx = self.n_nodes;
+        if (idx >> CHUNK_BITS) as usize == self.chunks.len() {
+            self.chunks
+                .push(vec![EMPTY_NODE; CHUNK_LEN].into_boxed_slice());
+        }
+        self.n_nodes += 1;
+        *self.node_mut(idx) = node;
+        idx
     }
 
-    /// Unlinks a node from its key chain and pod list and puts it on the free list.
+    /// Unlinks a node from its key's holders and its pod's list and frees it.
     fn free_node(&mut self, idx: u32) {
-        let node = self.nodes[idx as usize];
+        let node = *self.node(idx);
         self.lru_unlink(idx);
-        // Key chain: find the predecessor (chains are as long as the key's holder count).
-        if let Some(head) = self.keys.get_mut(&node.key) {
-            if *head == idx {
-                if node.key_next == NIL {
-                    self.keys.remove(&node.key);
-                } else {
-                    *head = node.key_next;
-                }
-            } else {
-                let mut prev = *head;
-                while prev != NIL {
-                    let next = self.nodes[prev as usize].key_next;
-                    if next == idx {
-                        self.nodes[prev as usize].key_next = node.key_next;
-                        break;
-                    }
-                    prev = next;
-                }
-            }
-        }
+        self.remove_holder(node.key, idx);
         if let Some(&engine) = self.node_engine.get(idx as usize)
             && let Some(mapping) = self.engine_map.get_mut(&engine)
             && mapping.0 == node.key
@@ -732,9 +917,10 @@ impl Inner {
         let pod = &mut self.pods[node.pod as usize];
         pod.counts[usize::from(node.tier).min(2)] -= 1;
         self.entries -= 1;
-        let slot = &mut self.nodes[idx as usize];
-        slot.key_next = self.free;
-        slot.pod = NIL;
+        let free = self.free;
+        let slot = self.node_mut(idx);
+        *slot = EMPTY_NODE;
+        slot.lru_next = free;
         self.free = idx;
     }
 
@@ -754,30 +940,31 @@ impl Inner {
             lru_prev,
             lru_next,
             ..
-        } = self.nodes[idx as usize];
+        } = *self.node(idx);
         if lru_prev != NIL {
-            self.nodes[lru_prev as usize].lru_next = lru_next;
+            self.node_mut(lru_prev).lru_next = lru_next;
         } else {
             self.pods[pod as usize].head = lru_next;
         }
         if lru_next != NIL {
-            self.nodes[lru_next as usize].lru_prev = lru_prev;
+            self.node_mut(lru_next).lru_prev = lru_prev;
         } else {
             self.pods[pod as usize].tail = lru_prev;
         }
-        let node = &mut self.nodes[idx as usize];
+        let node = self.node_mut(idx);
         node.lru_prev = NIL;
         node.lru_next = NIL;
         self.pods[pod as usize].len -= 1;
     }
 
     fn lru_push_front(&mut self, idx: u32) {
-        let pod = self.nodes[idx as usize].pod as usize;
+        let pod = self.node(idx).pod as usize;
         let old_head = self.pods[pod].head;
-        self.nodes[idx as usize].lru_prev = NIL;
-        self.nodes[idx as usize].lru_next = old_head;
+        let node = self.node_mut(idx);
+        node.lru_prev = NIL;
+        node.lru_next = old_head;
         if old_head != NIL {
-            self.nodes[old_head as usize].lru_prev = idx;
+            self.node_mut(old_head).lru_prev = idx;
         } else {
             self.pods[pod].tail = idx;
         }

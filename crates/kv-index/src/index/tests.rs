@@ -199,7 +199,11 @@ fn score_table() {
             .into_iter()
             .map(|s| {
                 assert!((s.ratio - s.matched_blocks as f64 / prompt.len() as f64).abs() < 1e-12);
-                (s.pod, s.matched_blocks, (s.score * 1e9).round() / 1e9)
+                (
+                    s.pod.to_string(),
+                    s.matched_blocks,
+                    (s.score * 1e9).round() / 1e9,
+                )
             })
             .collect();
         let expected: Vec<(String, u64, f64)> = expected
@@ -360,13 +364,13 @@ fn pods_can_be_cleared_removed_and_reused() {
             storage_blocks: 0
         }]
     );
-    assert_eq!(index.score(&[1])[0].pod, "b");
+    assert_eq!(&*index.score(&[1])[0].pod, "b");
     index.apply_batch("c", "m", &batch(vec![stored(&[1], None, vec![], "GPU")]));
     assert_eq!(
         index
             .score(&[1])
             .iter()
-            .map(|s| s.pod.as_str())
+            .map(|s| s.pod.to_string())
             .collect::<Vec<_>>(),
         ["c", "b"]
     );
