@@ -19,13 +19,11 @@ pub(super) fn write_block(
     tokens: &[u32],
     extra_keys: Option<&[ExtraKey]>,
 ) {
-    buf.reserve(parent.len() + tokens.len() * 5 + 8);
+    buf.reserve(parent.len() + tokens.len() * 5 + 16);
     buf.push(0x83);
     write_bytes(buf, parent);
     write_head(buf, MAJOR_ARRAY, tokens.len() as u64);
-    for &token in tokens {
-        write_head(buf, MAJOR_UINT, u64::from(token));
-    }
+    write_tokens(buf, tokens);
     match extra_keys {
         None => buf.push(NULL),
         Some(keys) => {
@@ -34,6 +32,41 @@ pub(super) fn write_block(
                 write_extra_key(buf, key);
             }
         }
+    }
+}
+
+/// Token ids as shortest-form unsigned integers. Each token is composed as one
+/// little-endian word (head byte first) and stored through an 8-byte window into space
+/// reserved up front, so the loop has one bounds check and no capacity checks per token.
+fn write_tokens(buf: &mut Vec<u8>, tokens: &[u32]) {
+    let start = buf.len();
+    // The last window starts at most 5 bytes per token in and is 8 bytes wide.
+    buf.resize(start + tokens.len() * 5 + 3, 0);
+    let out = &mut buf[start..];
+    let mut pos = 0;
+    for &token in tokens {
+        let (word, len) = uint_word(token);
+        if let Some(window) = out.get_mut(pos..pos + 8) {
+            window.copy_from_slice(&word.to_le_bytes());
+        }
+        pos += len;
+    }
+    buf.truncate(start + pos);
+}
+
+/// The CBOR head and argument of `value` as the low bytes of a little-endian word, and
+/// their length.
+#[inline(always)]
+fn uint_word(value: u32) -> (u64, usize) {
+    let major = u64::from(MAJOR_UINT << 5);
+    if value < 24 {
+        (major | u64::from(value), 1)
+    } else if value <= 0xff {
+        (major | 24 | u64::from(value) << 8, 2)
+    } else if value <= 0xffff {
+        (major | 25 | u64::from((value as u16).swap_bytes()) << 8, 3)
+    } else {
+        (major | 26 | u64::from(value.swap_bytes()) << 8, 5)
     }
 }
 

@@ -71,11 +71,7 @@ pub(super) fn write_block(
     buf.reserve(parent.len() + tokens.len() * 5 + 24);
     let mut pickler = Pickler::start(buf, memo);
     pickler.bytes(parent);
-    pickler.tuple_of(tokens.len(), |pickler| {
-        for &token in tokens {
-            pickler.int(i64::from(token));
-        }
-    });
+    pickler.tuple_of(tokens.len(), |pickler| pickler.tokens(tokens));
     match extra_keys {
         None => pickler.none(),
         Some(keys) => pickler.tuple_of(keys.len(), |pickler| {
@@ -197,6 +193,40 @@ impl<'a> Pickler<'a> {
             self.write(&le[..n]);
         }
         self.boundary();
+    }
+
+    /// Token ids as ints. When the open frame cannot reach `FRAME_SIZE_TARGET` within
+    /// them (always, for real block sizes), no opcode boundary can commit a frame, so they
+    /// are written in one pass through 8-byte windows, with no per-token frame checks.
+    fn tokens(&mut self, tokens: &[u32]) {
+        let bound = tokens.len() * 5 + 1;
+        let fits = self.frame_start.is_some_and(|start| {
+            self.buf.len() - start - FRAME_HEADER_SIZE + bound < FRAME_SIZE_TARGET
+        });
+        if !fits || tokens.iter().any(|&token| token > i32::MAX as u32) {
+            for &token in tokens {
+                self.int(i64::from(token));
+            }
+            return;
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + tokens.len() * 5 + 3, 0);
+        let out = &mut self.buf[start..];
+        let mut pos = 0;
+        for &token in tokens {
+            let (word, len) = if token <= 0xff {
+                (u64::from(BININT1) | u64::from(token) << 8, 2)
+            } else if token <= 0xffff {
+                (u64::from(BININT2) | u64::from(token) << 8, 3)
+            } else {
+                (u64::from(BININT) | u64::from(token) << 8, 5)
+            };
+            if let Some(window) = out.get_mut(pos..pos + 8) {
+                window.copy_from_slice(&word.to_le_bytes());
+            }
+            pos += len;
+        }
+        self.buf.truncate(start + pos);
     }
 
     fn bytes(&mut self, data: &[u8]) {
