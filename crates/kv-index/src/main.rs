@@ -5,6 +5,10 @@
 //! kv-index --connect tcp://10.0.0.5:5557 --replay pod-a=tcp://10.0.0.5:5558 \
 //!     --tokens '[1,2,3,...]' --hash-algo sha256_cbor --json --duration-secs 10
 //! ```
+//!
+//! The environment is read only in [`env`]; flags given on the command line win over it.
+
+mod env;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,26 +35,27 @@ struct Args {
     /// Replay ROUTER of a pod, as `<pod>=<endpoint>`; repeatable. Replays from 0 at start.
     #[arg(long)]
     replay: Vec<String>,
-    /// SUB topic prefix.
-    #[arg(long, default_value = "kv@")]
-    topic_filter: String,
+    /// SUB topic prefix [env: KV_INDEX_TOPIC_FILTER; default: kv@].
+    #[arg(long)]
+    topic_filter: Option<String>,
     /// `engine` (event hashes are keys) or `token-chain` (keys recomputed from tokens).
     #[arg(long, default_value = "engine")]
     key_mode: String,
-    /// Block entries kept per pod.
-    #[arg(long, default_value_t = 1 << 20)]
-    capacity_per_pod: usize,
+    /// Block entries kept per pod [env: KV_INDEX_CAPACITY_PER_POD; default: 1048576].
+    #[arg(long)]
+    capacity_per_pod: Option<usize>,
     /// A prompt's token ids as a JSON array, scored at every report.
     #[arg(long)]
     tokens: Option<String>,
-    /// Tokens per block (vLLM `--block-size`).
-    #[arg(long, default_value_t = 16)]
-    block_size: usize,
-    /// vLLM `--prefix-caching-hash-algo`, for engine keys.
-    #[arg(long, default_value = "sha256")]
-    hash_algo: String,
-    /// vLLM's PYTHONHASHSEED, if it was set (engine keys).
-    #[arg(long, env = "PYTHONHASHSEED")]
+    /// Tokens per block (vLLM `--block-size`) [env: KV_INDEX_BLOCK_SIZE; default: 16].
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// vLLM `--prefix-caching-hash-algo`, for engine keys [env: KV_INDEX_HASH_ALGO;
+    /// default: sha256].
+    #[arg(long)]
+    hash_algo: Option<String>,
+    /// vLLM's PYTHONHASHSEED, if it was set (engine keys) [env: PYTHONHASHSEED].
+    #[arg(long)]
     python_hash_seed: Option<String>,
     /// Model (or LoRA name) rooting token-chain keys.
     #[arg(long, default_value = "")]
@@ -72,6 +77,15 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
+    let env = env::EnvConfig::parse(&env::ProcessEnv)?;
+    let hash_algo: HashAlgo = match &args.hash_algo {
+        Some(flag) => flag.parse()?,
+        None => env.hash_algo,
+    };
+    let block_size = args.block_size.unwrap_or(env.block_size);
+    let capacity_per_pod = args.capacity_per_pod.unwrap_or(env.capacity_per_pod);
+    let topic_filter = args.topic_filter.clone().unwrap_or(env.topic_filter);
+    let python_hash_seed = args.python_hash_seed.clone().or(env.python_hash_seed);
     let key_mode = match args.key_mode.as_str() {
         "engine" => KeyMode::Engine,
         "token-chain" => KeyMode::TokenChain,
@@ -91,27 +105,26 @@ fn main() -> anyhow::Result<()> {
     let prompt_keys = match (&tokens, key_mode) {
         (None, _) => Vec::new(),
         (Some(tokens), KeyMode::Engine) => {
-            let algo: HashAlgo = args.hash_algo.parse()?;
             let mut hasher =
-                BlockHasher::from_python_hash_seed(algo, args.python_hash_seed.as_deref());
+                BlockHasher::from_python_hash_seed(hash_algo, python_hash_seed.as_deref());
             hasher
-                .hash_request(tokens, args.block_size, &RequestExtras::default())?
+                .hash_request(tokens, block_size, &RequestExtras::default())?
                 .iter()
                 .map(|hash| hash.external_u64())
                 .collect()
         }
         (Some(tokens), KeyMode::TokenChain) => {
-            TokenChain { seed: 0 }.keys(&args.model, tokens, args.block_size, &[])
+            TokenChain { seed: 0 }.keys(&args.model, tokens, block_size, &[])
         }
     };
 
     let index = Arc::new(KvIndex::new(IndexConfig {
         key_mode,
-        capacity_per_pod: args.capacity_per_pod,
+        capacity_per_pod,
         ..IndexConfig::default()
     }));
     let mut config = SubscriberConfig::new(source);
-    config.topic_filter = args.topic_filter.clone();
+    config.topic_filter = topic_filter;
     config.default_model = args.model.clone();
     let mut replay_endpoints = HashMap::new();
     for spec in &args.replay {
