@@ -9,7 +9,15 @@
 //!   pod's ROUTER (when its replay endpoint is known), before the live message;
 //! * a seq at or below the last live one means the engine restarted: the pod's entries are
 //!   cleared, then it replays from 0;
+//! * a seq below the next expected one whose batch `ts` is newer than the last applied
+//!   batch's is also a restart (a resumed subscriber has no live seq yet, and a restarted
+//!   engine starts again at 0): clear and resync instead of dropping it as stale forever;
 //! * live messages already covered by a replay are dropped.
+//!
+//! Replays are bounded: a pod whose replay failed (error or timeout) is not replayed again
+//! before `replay_cooldown` has passed (its gaps are accepted meanwhile), and at most
+//! `max_concurrent_replays` replays run at once in the process, across subscribers; a
+//! replay that cannot get a slot within `replay_timeout` counts as failed.
 //!
 //! libzmq reconnects dropped TCP connections with exponential backoff
 //! (`reconnect_ivl`..`reconnect_ivl_max`); a failing socket is recreated after a backoff.
@@ -18,7 +26,7 @@
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +38,13 @@ use crate::publisher::{END_SEQ, shared_context};
 
 /// llm-d's default subscription prefix.
 pub const DEFAULT_TOPIC_FILTER: &str = "kv@";
+/// How long a pod's replays pause after one failed.
+pub const DEFAULT_REPLAY_COOLDOWN: Duration = Duration::from_secs(5);
+/// Replays running at once in the process, across subscribers.
+pub const DEFAULT_MAX_CONCURRENT_REPLAYS: usize = 4;
+
+/// Replays running now in this process.
+static ACTIVE_REPLAYS: AtomicUsize = AtomicUsize::new(0);
 
 /// Errors of the subscriber module.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +58,64 @@ pub enum Error {
     },
     #[error("spawning the subscriber thread")]
     Spawn(#[source] std::io::Error),
+    #[error("replay from {endpoint}: no end marker within {timeout:?}")]
+    ReplayTimeout { endpoint: String, timeout: Duration },
+}
+
+/// One message of a replay stream, as the publisher first sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedMessage {
+    pub topic: Vec<u8>,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Asks a publisher's replay ROUTER for every buffered batch from `from` and returns them
+/// byte for byte, up to the end marker (for operators and tests that compare payloads).
+pub fn fetch_replay(
+    endpoint: &str,
+    from: u64,
+    timeout: Duration,
+) -> Result<Vec<ReplayedMessage>, Error> {
+    let dealer = shared_context()
+        .socket(zmq::DEALER)
+        .map_err(zmq_error("socket", endpoint))?;
+    dealer
+        .set_linger(0)
+        .and_then(|()| dealer.set_rcvtimeo(50))
+        .map_err(zmq_error("setsockopt", endpoint))?;
+    dealer
+        .connect(endpoint)
+        .map_err(zmq_error("connect", endpoint))?;
+    dealer
+        .send_multipart([&b""[..], &from.to_be_bytes()], 0)
+        .map_err(zmq_error("send", endpoint))?;
+    let deadline = Instant::now() + timeout;
+    let mut messages = Vec::new();
+    while Instant::now() < deadline {
+        let frames = match dealer.recv_multipart(0) {
+            Ok(frames) => frames,
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
+            Err(source) => return Err(zmq_error("recv", endpoint)(source)),
+        };
+        let [_empty, topic, seq, payload] = <[Vec<u8>; 4]>::try_from(frames)
+            .map_err(|_| zmq_error("recv", endpoint)(zmq::Error::EPROTO))?;
+        let Ok(seq) = <[u8; 8]>::try_from(seq.as_slice()).map(u64::from_be_bytes) else {
+            continue;
+        };
+        if seq == END_SEQ && payload.is_empty() {
+            return Ok(messages);
+        }
+        messages.push(ReplayedMessage {
+            topic,
+            seq,
+            payload,
+        });
+    }
+    Err(Error::ReplayTimeout {
+        endpoint: endpoint.to_owned(),
+        timeout,
+    })
 }
 
 /// Where events come from.
@@ -64,18 +137,23 @@ pub struct SubscriberConfig {
     pub replay_endpoints: HashMap<String, String>,
     /// Pods whose replay is requested at start (from `resume` + 1, or 0).
     pub replay_on_start: Vec<String>,
-    /// Last applied seq per pod from an earlier subscriber (see [`SubscriberHandle::shutdown`]).
-    pub resume: HashMap<String, u64>,
+    /// Where an earlier subscriber stopped, per pod (see [`SubscriberHandle::shutdown`]).
+    pub resume: HashMap<String, ResumePoint>,
     /// Model for token-chain roots when the topic names none.
     pub default_model: String,
     /// Give up on one replay after this long without its end marker.
     pub replay_timeout: Duration,
+    /// After a failed replay, the pod's gaps are accepted without replay for this long.
+    pub replay_cooldown: Duration,
+    /// Bound on replays running at once in the process (at least 1).
+    pub max_concurrent_replays: usize,
     /// libzmq reconnect backoff, first and maximum interval.
     pub reconnect_backoff: (Duration, Duration),
 }
 
 impl SubscriberConfig {
-    /// Defaults for `source`: filter `kv@`, no replay, 2 s replay timeout, 100 ms..5 s backoff.
+    /// Defaults for `source`: filter `kv@`, no replay, 2 s replay timeout, 5 s cooldown
+    /// after a failed replay, 4 concurrent replays, 100 ms..5 s backoff.
     pub fn new(source: Source) -> Self {
         SubscriberConfig {
             source,
@@ -85,6 +163,8 @@ impl SubscriberConfig {
             resume: HashMap::new(),
             default_model: String::new(),
             replay_timeout: Duration::from_secs(2),
+            replay_cooldown: DEFAULT_REPLAY_COOLDOWN,
+            max_concurrent_replays: DEFAULT_MAX_CONCURRENT_REPLAYS,
             reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(5)),
         }
     }
@@ -99,6 +179,14 @@ pub fn parse_topic(topic: &str) -> (&str, &str) {
     }
 }
 
+/// Where a subscriber stopped for one pod: the last applied seq and that batch's `ts`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResumePoint {
+    pub seq: u64,
+    /// `None` when the batch's timestamp was unreadable.
+    pub ts: Option<f64>,
+}
+
 /// Subscriber counters (also exported as metrics when a [`Metrics`] is given).
 #[derive(Debug, Default)]
 pub struct SubscriberStats {
@@ -111,6 +199,9 @@ pub struct SubscriberStats {
     pub replayed_batches: AtomicU64,
     pub restarts: AtomicU64,
     pub stale: AtomicU64,
+    /// Replays not attempted: cooling down after a failure, or no free slot in time.
+    pub replays_skipped: AtomicU64,
+    pub replays_failed: AtomicU64,
 }
 
 /// Starts subscribers.
@@ -131,28 +222,15 @@ impl Subscriber {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SubscriberStats::default());
-        let seqs = Arc::new(Mutex::new(HashMap::new()));
-        let mut worker = Worker {
-            pods: config
-                .resume
-                .iter()
-                .map(|(pod, &seq)| {
-                    (
-                        pod.clone(),
-                        PodSeq {
-                            applied: Some(seq),
-                            live: None,
-                        },
-                    )
-                })
-                .collect(),
+        let seqs = Arc::new(Mutex::new(config.resume.clone()));
+        let mut worker = Worker::new(
             config,
             index,
             metrics,
-            stats: Arc::clone(&stats),
-            stop: Arc::clone(&stop),
-            seqs: Arc::clone(&seqs),
-        };
+            Arc::clone(&stats),
+            Arc::clone(&stop),
+            Arc::clone(&seqs),
+        );
         let thread = std::thread::Builder::new()
             .name("kv-index-subscriber".to_owned())
             .spawn(move || worker.run(socket))
@@ -173,7 +251,7 @@ pub struct SubscriberHandle {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<SubscriberStats>,
-    seqs: Arc<Mutex<HashMap<String, u64>>>,
+    seqs: Arc<Mutex<HashMap<String, ResumePoint>>>,
     bound_endpoint: Option<String>,
 }
 
@@ -189,11 +267,11 @@ impl SubscriberHandle {
 
     /// Last applied seq of `pod`.
     pub fn applied_seq(&self, pod: &str) -> Option<u64> {
-        self.seqs.lock().ok()?.get(pod).copied()
+        self.seqs.lock().ok()?.get(pod).map(|point| point.seq)
     }
 
-    /// Stops the thread; returns the last applied seq per pod, to resume from.
-    pub fn shutdown(mut self) -> HashMap<String, u64> {
+    /// Stops the thread; returns where it stopped per pod, to resume from.
+    pub fn shutdown(mut self) -> HashMap<String, ResumePoint> {
         self.stop_thread();
         self.seqs
             .lock()
@@ -255,7 +333,11 @@ fn open_socket(config: &SubscriberConfig) -> Result<zmq::Socket, Error> {
 #[derive(Debug, Clone, Copy, Default)]
 struct PodSeq {
     applied: Option<u64>,
+    /// `ts` of the last applied batch.
+    applied_ts: Option<f64>,
     live: Option<u64>,
+    /// When the pod's last replay failed.
+    replay_failed_at: Option<Instant>,
 }
 
 struct Worker {
@@ -265,10 +347,84 @@ struct Worker {
     stats: Arc<SubscriberStats>,
     stop: Arc<AtomicBool>,
     pods: HashMap<String, PodSeq>,
-    seqs: Arc<Mutex<HashMap<String, u64>>>,
+    seqs: Arc<Mutex<HashMap<String, ResumePoint>>>,
+}
+
+/// A held slot of [`ACTIVE_REPLAYS`], released on drop.
+struct ReplaySlot;
+
+impl ReplaySlot {
+    fn try_acquire(max: usize) -> Option<ReplaySlot> {
+        ACTIVE_REPLAYS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < max.max(1)).then_some(active + 1)
+            })
+            .ok()
+            .map(|_| ReplaySlot)
+    }
+}
+
+impl Drop for ReplaySlot {
+    fn drop(&mut self) {
+        ACTIVE_REPLAYS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The `ts` of a batch payload without decoding it: `[ts, ...]` with `ts` a float64 (or a
+/// float32 or an integer from other producers).
+fn peek_ts(payload: &[u8]) -> Option<f64> {
+    let (&header, rest) = payload.split_first()?;
+    if !matches!(header, 0x92 | 0x93) {
+        return None;
+    }
+    let (&marker, value) = rest.split_first()?;
+    match marker {
+        0xcb => Some(f64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
+        0xca => Some(f64::from(f32::from_be_bytes(
+            value.get(..4)?.try_into().ok()?,
+        ))),
+        0x00..=0x7f => Some(f64::from(marker)),
+        0xce => Some(f64::from(u32::from_be_bytes(
+            value.get(..4)?.try_into().ok()?,
+        ))),
+        0xcf => Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?) as f64),
+        _ => None,
+    }
+    .filter(|ts: &f64| ts.is_finite())
 }
 
 impl Worker {
+    fn new(
+        config: SubscriberConfig,
+        index: Arc<KvIndex>,
+        metrics: Option<Metrics>,
+        stats: Arc<SubscriberStats>,
+        stop: Arc<AtomicBool>,
+        seqs: Arc<Mutex<HashMap<String, ResumePoint>>>,
+    ) -> Worker {
+        let pods = config
+            .resume
+            .iter()
+            .map(|(pod, point)| {
+                let state = PodSeq {
+                    applied: Some(point.seq),
+                    applied_ts: point.ts,
+                    ..PodSeq::default()
+                };
+                (pod.clone(), state)
+            })
+            .collect();
+        Worker {
+            config,
+            index,
+            metrics,
+            stats,
+            stop,
+            pods,
+            seqs,
+        }
+    }
+
     fn run(&mut self, mut socket: zmq::Socket) {
         for pod in self.config.replay_on_start.clone() {
             let state = self.pods.entry(pod.clone()).or_default();
@@ -313,18 +469,39 @@ impl Worker {
             && seq <= live
         {
             // The sequence went backwards: the engine restarted. Drop what it had.
-            self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-            if let Some(metrics) = &self.metrics {
-                metrics.engine_restarts.inc();
-            }
-            self.index.clear_pod(&pod);
-            *state = PodSeq::default();
+            self.restart(&pod);
         }
         let state = self.pods.entry(pod.clone()).or_default();
         state.live = Some(seq);
         let expected = state.applied.map_or(0, |applied| applied + 1);
         if seq < expected {
-            self.stats.stale.fetch_add(1, Ordering::Relaxed);
+            // Behind what was applied: a duplicate of an applied batch, or a restarted engine
+            // (which starts at 0 again) seen by a subscriber that resumed from saved seqs.
+            // Only the restart's batches are newer than the last one applied.
+            let newer = match (peek_ts(payload), state.applied_ts) {
+                (Some(ts), Some(applied_ts)) => ts > applied_ts,
+                _ => false,
+            };
+            if !newer {
+                self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            tracing::info!(
+                pod,
+                seq,
+                expected,
+                "A pod's sequence restarted; resyncing it."
+            );
+            self.restart(&pod);
+            let state = self.pods.entry(pod.clone()).or_default();
+            state.live = Some(seq);
+            if seq > 0 {
+                self.replay(&pod, 0);
+            }
+            let applied = self.pods.get(&pod).and_then(|s| s.applied);
+            if applied.is_none_or(|applied| seq > applied) {
+                self.apply(&pod, &model, seq, payload);
+            }
             return;
         }
         if seq > expected {
@@ -341,6 +518,20 @@ impl Worker {
             return; // the replay covered it
         }
         self.apply(&pod, &model, seq, payload);
+    }
+
+    /// Forgets `pod`'s entries and sequence state (its replay cooldown stays).
+    fn restart(&mut self, pod: &str) {
+        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.engine_restarts.inc();
+        }
+        self.index.clear_pod(pod);
+        let state = self.pods.entry(pod.to_owned()).or_default();
+        *state = PodSeq {
+            replay_failed_at: state.replay_failed_at,
+            ..PodSeq::default()
+        };
     }
 
     fn bad_frame(&self, reason: DropReason) {
@@ -389,17 +580,62 @@ impl Worker {
                 self.bad_frame(error.reason);
             }
         }
-        self.pods.entry(pod.to_owned()).or_default().applied = Some(seq);
+        let ts = peek_ts(payload);
+        let state = self.pods.entry(pod.to_owned()).or_default();
+        state.applied = Some(seq);
+        state.applied_ts = ts;
         if let Ok(mut seqs) = self.seqs.lock() {
-            seqs.insert(pod.to_owned(), seq);
+            seqs.insert(pod.to_owned(), ResumePoint { seq, ts });
+        }
+    }
+
+    /// Replays `pod` from `from` unless it is cooling down after a failed replay or no
+    /// replay slot frees up in time; a failure starts the cooldown.
+    fn replay(&mut self, pod: &str, from: u64) {
+        if !self.config.replay_endpoints.contains_key(pod) {
+            return;
+        }
+        let cooling = self
+            .pods
+            .get(pod)
+            .and_then(|state| state.replay_failed_at)
+            .is_some_and(|failed| failed.elapsed() < self.config.replay_cooldown);
+        if cooling {
+            self.stats.replays_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let deadline = Instant::now() + self.config.replay_timeout;
+        let slot = loop {
+            if let Some(slot) = ReplaySlot::try_acquire(self.config.max_concurrent_replays) {
+                break Some(slot);
+            }
+            if Instant::now() >= deadline || self.stop.load(Ordering::Relaxed) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let succeeded = match slot {
+            Some(_slot) => self.replay_now(pod, from),
+            None => {
+                self.stats.replays_skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pod, from, "No replay slot became free; accepting the gap.");
+                false
+            }
+        };
+        let state = self.pods.entry(pod.to_owned()).or_default();
+        if succeeded {
+            state.replay_failed_at = None;
+        } else {
+            state.replay_failed_at = Some(Instant::now());
+            self.stats.replays_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Requests `[b"", from]` from the pod's ROUTER and applies every reply in order until the
-    /// end marker or the timeout.
-    fn replay(&mut self, pod: &str, from: u64) {
+    /// end marker (true) or the timeout or an error (false).
+    fn replay_now(&mut self, pod: &str, from: u64) -> bool {
         let Some(endpoint) = self.config.replay_endpoints.get(pod).cloned() else {
-            return;
+            return false;
         };
         self.stats.replays.fetch_add(1, Ordering::Relaxed);
         if let Some(metrics) = &self.metrics {
@@ -409,7 +645,7 @@ impl Worker {
             Ok(dealer) => dealer,
             Err(error) => {
                 tracing::warn!(%error, pod, "Creating the replay DEALER failed.");
-                return;
+                return false;
             }
         };
         let setup = dealer
@@ -419,7 +655,7 @@ impl Worker {
             .and_then(|()| dealer.send_multipart([&b""[..], &from.to_be_bytes()], 0));
         if let Err(error) = setup {
             tracing::warn!(%error, pod, endpoint, "Sending a replay request failed.");
-            return;
+            return false;
         }
         let deadline = Instant::now() + self.config.replay_timeout;
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
@@ -428,7 +664,7 @@ impl Worker {
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
                 Err(error) => {
                     tracing::warn!(%error, pod, "Receiving a replay reply failed.");
-                    return;
+                    return false;
                 }
             };
             let [_empty, topic, seq, payload] = frames.as_slice() else {
@@ -440,7 +676,7 @@ impl Worker {
                 continue;
             };
             if seq == END_SEQ && payload.is_empty() {
-                return;
+                return true;
             }
             let applied = self.pods.get(pod).and_then(|s| s.applied);
             if applied.is_some_and(|applied| seq <= applied) {
@@ -452,5 +688,6 @@ impl Worker {
             self.apply(pod, &model, seq, payload);
         }
         tracing::warn!(pod, from, "A replay timed out before its end marker.");
+        false
     }
 }

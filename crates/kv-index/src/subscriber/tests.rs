@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::events::{
-    BlockHashValue, BlockRemoved, BlockStored, EventEncoding, KvEvent, KvEventBatch,
+    BlockHashValue, BlockRemoved, BlockStored, EventEncoding, KvEvent, KvEventBatch, decode_batch,
 };
 use crate::index::IndexConfig;
 use crate::publisher::{Publisher, PublisherConfig, PublisherHandle};
@@ -282,4 +282,111 @@ fn topics_parse_like_llm_d() {
     assert_eq!(parse_topic("kv@pod@"), ("pod", ""));
     assert_eq!(parse_topic("plain"), ("plain", ""));
     assert_eq!(parse_topic("a@b@c@d"), ("a@b@c@d", ""));
+}
+
+fn worker(config: SubscriberConfig) -> Worker {
+    Worker::new(
+        config,
+        Arc::new(KvIndex::new(IndexConfig {
+            ref_count_duplicates: false,
+            ..IndexConfig::default()
+        })),
+        None,
+        Arc::default(),
+        Arc::default(),
+        Arc::default(),
+    )
+}
+
+fn message(seq: u64, ts: f64, keys: &[u64]) -> Vec<Vec<u8>> {
+    let batch = KvEventBatch {
+        ts,
+        events: vec![KvEvent::BlockStored(BlockStored {
+            block_hashes: keys.iter().map(|&k| BlockHashValue::U64(k)).collect(),
+            block_size: 16,
+            ..BlockStored::default()
+        })],
+        data_parallel_rank: Some(0),
+    };
+    let mut payload = Vec::new();
+    crate::events::encode_batch(&batch, &mut payload);
+    vec![
+        TOPIC.as_bytes().to_vec(),
+        seq.to_be_bytes().to_vec(),
+        payload,
+    ]
+}
+
+fn keys_of(index: &KvIndex) -> Vec<u64> {
+    index.pod_keys(POD)
+}
+
+/// A subscriber resumed from saved seqs sees a restarted engine (seq from 0 again): batches
+/// older than the last applied one are stale, newer ones mean a restart, not staleness.
+#[test]
+fn a_restart_seen_while_resuming_clears_and_resyncs_instead_of_going_stale() {
+    let mut config = SubscriberConfig::new(Source::Connect(Vec::new()));
+    config.resume.insert(
+        POD.to_owned(),
+        ResumePoint {
+            seq: 500,
+            ts: Some(1000.0),
+        },
+    );
+    let mut worker = worker(config);
+    let index = Arc::clone(&worker.index);
+    index.apply_batch(
+        POD,
+        "test-model",
+        &decode_batch(&message(0, 999.0, &[7, 8])[2]).unwrap().batch,
+    );
+    // A duplicate from before the resume point: stale, nothing changes.
+    worker.on_message(&message(400, 990.0, &[9]));
+    assert_eq!(worker.stats.stale.load(Ordering::Relaxed), 1);
+    assert_eq!(keys_of(&index), [7, 8]);
+    // The restarted engine's first batches: newer timestamps, seq far below.
+    worker.on_message(&message(0, 2000.0, &[1, 2]));
+    worker.on_message(&message(1, 2000.5, &[3]));
+    assert_eq!(worker.stats.restarts.load(Ordering::Relaxed), 1);
+    assert_eq!(keys_of(&index), [1, 2, 3]);
+    assert_eq!(
+        worker.seqs.lock().unwrap().get(POD),
+        Some(&ResumePoint {
+            seq: 1,
+            ts: Some(2000.5)
+        })
+    );
+}
+
+/// A failed replay (nothing answers) starts a cooldown: the next gaps are accepted at once
+/// instead of stalling the stream for another replay timeout each.
+#[test]
+fn a_failed_replay_cools_down_before_the_next_one() {
+    let mut config = SubscriberConfig::new(Source::Connect(Vec::new()));
+    // Nothing listens there: the request is never answered.
+    config
+        .replay_endpoints
+        .insert(POD.to_owned(), "tcp://127.0.0.1:9".to_owned());
+    config.replay_timeout = Duration::from_millis(100);
+    config.replay_cooldown = Duration::from_secs(600);
+    let mut worker = worker(config);
+    worker.on_message(&message(0, 1.0, &[1]));
+    worker.on_message(&message(5, 2.0, &[2])); // gap: replay, times out
+    worker.on_message(&message(9, 3.0, &[3])); // gap: cooling down
+    let stats = &worker.stats;
+    assert_eq!(stats.gaps.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.replays.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.replays_failed.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.replays_skipped.load(Ordering::Relaxed), 1);
+    assert_eq!(keys_of(&worker.index), [1, 2, 3]);
+}
+
+#[test]
+fn batch_timestamps_are_read_without_decoding() {
+    let frames = message(3, 1_700_000_000.5, &[1]);
+    assert_eq!(peek_ts(&frames[2]), Some(1_700_000_000.5));
+    assert_eq!(peek_ts(&[0x92, 0x05, 0x90]), Some(5.0));
+    assert_eq!(peek_ts(&[0x93, 0xcb, 0x00]), None);
+    assert_eq!(peek_ts(&[0xc0]), None);
+    assert_eq!(peek_ts(&[]), None);
 }
