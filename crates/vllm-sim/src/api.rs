@@ -350,6 +350,12 @@ struct Prepared {
     model: String,
     prompt_tokens: Vec<u32>,
     common: CommonParams,
+    /// The `--lora-modules` adapter named by `model`, if any.
+    lora: Option<crate::config::LoraModule>,
+    /// The body's `session_id`.
+    session_id: Option<String>,
+    /// `vllm_xargs.kv_cache_report_mode == "full"`.
+    report_cached_blocks: bool,
 }
 
 fn prepare(
@@ -358,6 +364,15 @@ fn prepare(
     headers: &HeaderMap,
     value: Value,
 ) -> Result<Prepared, ApiError> {
+    let session_id = value
+        .get("session_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let report_cached_blocks = value
+        .get("vllm_xargs")
+        .and_then(|xargs| xargs.get("kv_cache_report_mode"))
+        .and_then(Value::as_str)
+        == Some("full");
     let (prompt_tokens, common) = match endpoint {
         Endpoint::Completions => {
             let request: CompletionRequest = serde_json::from_value(value).map_err(|err| {
@@ -397,9 +412,15 @@ fn prepare(
         }
     };
     let config = &state.config;
+    let lora = common
+        .model
+        .as_ref()
+        .and_then(|model| config.lora_modules.iter().find(|lora| &lora.name == model))
+        .cloned();
     let model = match &common.model {
         None => config.served_name().to_owned(),
         Some(model) if config.served_model_names.iter().any(|name| name == model) => model.clone(),
+        Some(model) if lora.is_some() => model.clone(),
         Some(model) => return Err(ApiError::model_not_found(model)),
     };
     if prompt_tokens.is_empty() {
@@ -440,12 +461,13 @@ fn prepare(
             Some("n"),
         ));
     }
-    let needed_blocks = input_len.div_ceil(u64::from(config.block_size)) + 1;
-    if needed_blocks > u64::from(config.num_gpu_blocks) {
+    // Block 0 is vLLM's null block; the others hold KV.
+    let needed_blocks = input_len.div_ceil(u64::from(config.block_size));
+    let usable_blocks = u64::from(config.num_gpu_blocks.saturating_sub(1).max(1));
+    if needed_blocks > usable_blocks {
         return Err(ApiError::bad_request(
             format!(
-                "The prompt needs {needed_blocks} KV cache blocks but the cache holds {}.",
-                config.num_gpu_blocks
+                "The prompt needs {needed_blocks} KV cache blocks but the cache holds {usable_blocks}."
             ),
             Some("prompt"),
         ));
@@ -465,6 +487,9 @@ fn prepare(
         model,
         prompt_tokens,
         common,
+        lora,
+        session_id,
+        report_cached_blocks,
     })
 }
 
@@ -500,6 +525,9 @@ async fn generate(
         model,
         prompt_tokens,
         common,
+        lora,
+        session_id,
+        report_cached_blocks,
     } = prepared;
     let parent_cx = state
         .tracing
@@ -559,8 +587,15 @@ async fn generate(
     let submission = Submission {
         extras: RequestExtras {
             cache_salt: common.cache_salt.clone().filter(|salt| !salt.is_empty()),
+            lora: lora.as_ref().map(|lora| kv_index::hash::LoraRef {
+                name: lora.name.clone(),
+                path: lora.path.clone(),
+            }),
             ..RequestExtras::default()
         },
+        lora_id: lora.as_ref().map(|lora| lora.id),
+        session_id,
+        report_cached_blocks,
         prompt_tokens,
         output_len,
         finish_reason,

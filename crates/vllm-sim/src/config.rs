@@ -44,6 +44,10 @@ pub struct Args {
     /// Names the API accepts for the model; the first is reported (default: --model).
     #[arg(long, num_args = 1..)]
     pub served_model_name: Vec<String>,
+    /// LoRA adapters as `name=path` (or vLLM's JSON form `{"name":..,"path":..}`); a request
+    /// selects one by sending its name as `model`.
+    #[arg(long, num_args = 1..)]
+    pub lora_modules: Vec<String>,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -199,6 +203,41 @@ impl FromStr for FailureType {
     }
 }
 
+/// A LoRA adapter from `--lora-modules`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoraModule {
+    /// The name requests use as `model`; hashed and published in KV events.
+    pub name: String,
+    /// The adapter path, hashed (not published).
+    pub path: String,
+    /// vLLM's `lora_int_id`: 1, 2, ... in flag order.
+    pub id: i64,
+}
+
+impl LoraModule {
+    /// Parses `name=path` or `{"name": .., "path": ..}`.
+    fn parse(spec: &str, id: i64) -> Result<LoraModule, String> {
+        let (name, path) = if spec.trim_start().starts_with('{') {
+            let value: serde_json::Value =
+                serde_json::from_str(spec).map_err(|err| format!("not valid JSON: {err}"))?;
+            let field = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+            match (field("name"), field("path")) {
+                (Some(name), Some(path)) => (name, path),
+                _ => return Err(format!("{spec:?} needs string fields name and path")),
+            }
+        } else {
+            match spec.split_once('=') {
+                Some((name, path)) => (name.to_owned(), path.to_owned()),
+                None => return Err(format!("expected name=path, got {spec:?}")),
+            }
+        };
+        if name.is_empty() {
+            return Err(format!("{spec:?} has an empty name"));
+        }
+        Ok(LoraModule { name, path, id })
+    }
+}
+
 /// The simulator's typed configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -206,6 +245,8 @@ pub struct Config {
     /// Accepted model names; `served_model_names[0]` is the reported name and the
     /// `model_name` label.
     pub served_model_names: Vec<String>,
+    /// `--lora-modules`, in flag order.
+    pub lora_modules: Vec<LoraModule>,
     pub host: IpAddr,
     pub port: u16,
     pub max_num_seqs: usize,
@@ -281,6 +322,13 @@ impl Config {
         } else {
             args.served_model_name.clone()
         };
+        let lora_modules = args
+            .lora_modules
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| LoraModule::parse(spec, i as i64 + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| invalid("lora-modules", reason))?;
         if args.max_num_seqs == 0 {
             return Err(invalid("max-num-seqs", "must be at least 1".into()));
         }
@@ -369,6 +417,7 @@ impl Config {
         Ok(Config {
             model,
             served_model_names,
+            lora_modules,
             host: args.host,
             port: args.port,
             max_num_seqs: args.max_num_seqs,

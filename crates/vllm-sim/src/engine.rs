@@ -66,7 +66,35 @@ pub(crate) struct Submission {
     /// P/D producer: keep the prompt's blocks allocated after finishing (they go to
     /// [`Finished::held_blocks`] until [`EngineHandle::release_blocks`]).
     pub(crate) hold_blocks: bool,
+    /// The LoRA adapter's int id (`--lora-modules` order, from 1), for KV events; its name
+    /// and path are in `extras.lora`.
+    pub(crate) lora_id: Option<i64>,
+    /// The request's `session_id`, carried into `BlockStored.session_id`.
+    pub(crate) session_id: Option<String>,
+    /// `vllm_xargs.kv_cache_report_mode == "full"`: prefix-cache hits are re-reported as
+    /// `BlockStored` (parent nil, tokens from 0), as vLLM's `emit_cached_block_events`.
+    pub(crate) report_cached_blocks: bool,
     pub(crate) events: UnboundedSender<EngineEvent>,
+}
+
+impl Submission {
+    /// The untagged extra keys a `BlockStored` carries for block `block_idx`.
+    fn event_extra_keys(
+        &self,
+        block_idx: usize,
+        block_size: usize,
+    ) -> Option<Vec<kv_index::hash::EventExtraKey>> {
+        let start = (block_idx * block_size) as u64;
+        self.extras
+            .block_extra_keys(start, start + block_size as u64)
+            .map(|keys| keys.iter().map(|key| key.to_event_value()).collect())
+    }
+
+    /// `(lora_id, lora_name)` of the request's adapter, for events.
+    fn event_lora(&self) -> Option<(i64, String)> {
+        let lora = self.extras.lora.as_ref()?;
+        Some((self.lora_id.unwrap_or(0), lora.name.clone()))
+    }
 }
 
 /// What the engine tells a request's handler.
@@ -221,7 +249,8 @@ impl Engine {
         Engine {
             receiver,
             metrics,
-            pool: BlockPool::new(config.num_gpu_blocks),
+            // vLLM's BlockPool takes block 0 as its null block: n - 1 blocks hold KV.
+            pool: BlockPool::new(config.num_gpu_blocks.saturating_sub(1).max(1)),
             hasher: BlockHasher::from_python_hash_seed(
                 config.hash_algo,
                 config.hash_seed.as_deref(),
@@ -399,13 +428,26 @@ impl Engine {
             Vec::new()
         };
         hit.truncate(max_hit_blocks);
-        let needed = (n_tokens + 1)
-            .div_ceil(block_size)
-            .saturating_sub(hit.len()) as u32;
+        // vLLM allocates slots for the tokens computed in this step only; the block for the
+        // next token comes when decode needs it (see `emit_token`).
+        let needed = n_tokens.div_ceil(block_size).saturating_sub(hit.len()) as u32;
         if self.pool.num_free() < needed + self.pool.count_free(&hit) {
             return false;
         }
         self.pool.touch(&hit);
+        if seq.submission.report_cached_blocks && !hit.is_empty() {
+            let n_hit = hit.len();
+            self.pool.events.push(CacheEvent::Stored {
+                hashes: seq.hashes[..n_hit].to_vec(),
+                parent: None,
+                token_ids: seq.tokens[..n_hit * block_size].to_vec(),
+                extra_keys: (0..n_hit)
+                    .map(|block_idx| seq.submission.event_extra_keys(block_idx, block_size))
+                    .collect(),
+                lora: seq.submission.event_lora(),
+                session_id: seq.submission.session_id.clone(),
+            });
+        }
         let mut blocks = hit.clone();
         for _ in 0..needed {
             match self.pool.allocate() {
@@ -507,13 +549,8 @@ impl Engine {
         }
         seq.cached_blocks = n_full;
         if !stored.is_empty() {
-            let extras = &seq.submission.extras;
-            let event_keys = |block_idx: usize| {
-                let start = (block_idx * block_size) as u64;
-                extras
-                    .block_extra_keys(start, start + block_size as u64)
-                    .map(|keys| keys.iter().map(|key| key.to_event_value()).collect())
-            };
+            let submission = &seq.submission;
+            let event_keys = |block_idx: usize| submission.event_extra_keys(block_idx, block_size);
             // vLLM reports each run of newly cached blocks with its parent; a duplicate that
             // was already cached elsewhere splits the run.
             let mut block_idx = start;
@@ -531,6 +568,8 @@ impl Engine {
                     parent: run_start.checked_sub(1).map(|i| seq.hashes[i]),
                     token_ids: seq.tokens[run_start * block_size..block_idx * block_size].to_vec(),
                     extra_keys: (run_start..block_idx).map(event_keys).collect(),
+                    lora: submission.event_lora(),
+                    session_id: submission.session_id.clone(),
                 });
             }
         }
@@ -584,7 +623,8 @@ impl Engine {
         let Some(seq) = self.sequences.get(&id) else {
             return;
         };
-        if seq.tokens.len() >= seq.blocks.len() * self.block_size && !self.grow(id) {
+        // The next step computes the KV of the token just sampled: it needs a slot.
+        if seq.tokens.len() > seq.blocks.len() * self.block_size && !self.grow(id) {
             return;
         }
         let Some(seq) = self.sequences.get_mut(&id) else {

@@ -21,6 +21,10 @@ pub(crate) enum CacheEvent {
         token_ids: Vec<u32>,
         /// Per block, the untagged extra keys events carry (`None` for a plain block).
         extra_keys: Vec<Option<Vec<EventExtraKey>>>,
+        /// The request's LoRA adapter as (int id, name): the event's `lora_id`/`lora_name`.
+        lora: Option<(i64, String)>,
+        /// The request's `session_id`.
+        session_id: Option<String>,
     },
     Removed {
         hash: BlockHash,
