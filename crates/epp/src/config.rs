@@ -119,7 +119,9 @@ pub enum ConfigError {
         plugin: String,
         weight: f64,
     },
-    #[error("{count} profiles need a profile handler (such as pd-profile-handler); none is declared")]
+    #[error(
+        "{count} profiles need a profile handler (such as pd-profile-handler); none is declared"
+    )]
     NoProfileHandler { count: usize },
     #[error("profile handlers {first:?} and {second:?} are both declared; only one is allowed")]
     TwoProfileHandlers { first: String, second: String },
@@ -162,7 +164,9 @@ pub fn parse(text: &str) -> Result<EndpointPickerConfig, ConfigError> {
     if let Some(kind) = &config.kind
         && kind != KIND
     {
-        return Err(ConfigError::Kind { found: kind.clone() });
+        return Err(ConfigError::Kind {
+            found: kind.clone(),
+        });
     }
     if let Some(gate) = config.feature_gates.first() {
         return Err(ConfigError::FeatureGate(gate.clone()));
@@ -183,11 +187,20 @@ pub fn load(
     let mut plugins: BTreeMap<String, Arc<dyn Plugin>> = BTreeMap::new();
     let mut order = Vec::new();
     for spec in &config.plugins {
-        let name = spec.name.clone().unwrap_or_else(|| spec.plugin_type.clone());
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| spec.plugin_type.clone());
         if plugins.contains_key(&name) {
             return Err(ConfigError::DuplicatePluginName(name));
         }
-        let plugin = instantiate(registry, handle, &spec.plugin_type, &name, spec.parameters.clone())?;
+        let plugin = instantiate(
+            registry,
+            handle,
+            &spec.plugin_type,
+            &name,
+            spec.parameters.clone(),
+        )?;
         order.push(name.clone());
         plugins.insert(name, plugin);
     }
@@ -218,7 +231,10 @@ pub fn load(
     let scheduler = Scheduler::new(profiles, handler, Arc::clone(&handle.metrics));
     Ok(Loaded {
         scheduler,
-        plugins: order.iter().filter_map(|name| plugins.get(name).cloned()).collect(),
+        plugins: order
+            .iter()
+            .filter_map(|name| plugins.get(name).cloned())
+            .collect(),
     })
 }
 
@@ -233,7 +249,11 @@ fn instantiate(
         return Err(ConfigError::UnknownPluginType {
             name: name.to_owned(),
             plugin_type: plugin_type.to_owned(),
-            known: registry.types().map(|(t, _)| t).collect::<Vec<_>>().join(", "),
+            known: registry
+                .types()
+                .map(|(t, _)| t)
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     (registration.factory)(name, parameters, handle).map_err(|source| ConfigError::Plugin {
@@ -259,9 +279,13 @@ fn handler(
             second: second.clone(),
         }),
         (Some(only), None) => Ok(Arc::clone(&plugins[only])),
-        (None, _) if config.scheduling_profiles.len() == 1 => {
-            defaults::ensure(registry, handle, plugins, order, defaults::DEFAULT_PROFILE_HANDLER)
-        }
+        (None, _) if config.scheduling_profiles.len() == 1 => defaults::ensure(
+            registry,
+            handle,
+            plugins,
+            order,
+            defaults::DEFAULT_PROFILE_HANDLER,
+        ),
         (None, _) => Err(ConfigError::NoProfileHandler {
             count: config.scheduling_profiles.len(),
         }),

@@ -92,7 +92,11 @@ impl Datastore {
             Some(staleness) => {
                 let now = Instant::now();
                 all.iter()
-                    .filter(|e| e.metrics.updated.is_some_and(|t| now.duration_since(t) <= staleness))
+                    .filter(|e| {
+                        e.metrics
+                            .updated
+                            .is_some_and(|t| now.duration_since(t) <= staleness)
+                    })
                     .cloned()
                     .collect()
             }
@@ -106,7 +110,8 @@ impl Datastore {
     }
 
     pub fn mark_synced(&self) {
-        self.synced.store(true, std::sync::atomic::Ordering::Release);
+        self.synced
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Replaces the endpoint set: new ones are added with empty metrics, changed ones keep

@@ -67,7 +67,11 @@ impl Strings for TestEnv {
 
 /// Command-line flags, named as the upstream EPP names them.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "epp", version, about = "The llm-d Endpoint Picker: an Envoy ext_proc server.")]
+#[command(
+    name = "epp",
+    version,
+    about = "The llm-d Endpoint Picker: an Envoy ext_proc server."
+)]
 pub struct Args {
     /// Name of the InferencePool whose pods are the endpoints.
     #[arg(long)]
@@ -213,7 +217,10 @@ impl Config {
             }
         };
         let refresh = duration("--refresh-metrics-interval", &args.refresh_metrics_interval);
-        let staleness = duration("--metrics-staleness-threshold", &args.metrics_staleness_threshold);
+        let staleness = duration(
+            "--metrics-staleness-threshold",
+            &args.metrics_staleness_threshold,
+        );
         let discovery = match (&args.pool_name, args.endpoints.is_empty()) {
             (Some(_), false) => {
                 errors.push("--pool-name and --endpoint are mutually exclusive".to_owned());
@@ -271,7 +278,10 @@ impl Config {
         for (flag, target) in [
             (&args.total_queued_requests_metric, &mut names.waiting),
             (&args.total_running_requests_metric, &mut names.running),
-            (&args.kv_cache_usage_percentage_metric, &mut names.kv_cache_usage),
+            (
+                &args.kv_cache_usage_percentage_metric,
+                &mut names.kv_cache_usage,
+            ),
             (&args.lora_info_metric, &mut names.lora_info),
             (&args.cache_info_metric, &mut names.cache_info),
         ] {

@@ -16,6 +16,6 @@ pub use registry::{Factory, Handle, PluginError, Registry};
 pub use request_control::{Admitter, PreRequest};
 pub use scheduling::{
     CycleState, Endpoint, EndpointMetrics, Filter, InferenceRequest, Picker, PrefixCacheMatchInfo,
-    ProfileHandler, ProfileResult, Prompt, ScoredEndpoint, Scorer, ScorerCategory,
-    SchedulingError, SchedulingResult,
+    ProfileHandler, ProfileResult, Prompt, SchedulingError, SchedulingResult, ScoredEndpoint,
+    Scorer, ScorerCategory,
 };

@@ -170,7 +170,8 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
     {
         let pool = config.pool_name.clone();
         let metrics = Arc::clone(&metrics);
-        datastore.on_removed(move |address| metrics.per_endpoint_queue_size.remove(&[&pool, address]));
+        datastore
+            .on_removed(move |address| metrics.per_endpoint_queue_size.remove(&[&pool, address]));
     }
     let mut tasks = Vec::new();
     match &config.discovery {
@@ -198,8 +199,11 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
     let grpc = bind(config.host, config.grpc_port).await?;
     let health = bind(config.host, config.grpc_health_port).await?;
     let metrics_listener = bind(config.host, config.metrics_port).await?;
-    let (addr, health_addr, metrics_addr) =
-        (local_addr(&grpc)?, local_addr(&health)?, local_addr(&metrics_listener)?);
+    let (addr, health_addr, metrics_addr) = (
+        local_addr(&grpc)?,
+        local_addr(&health)?,
+        local_addr(&metrics_listener)?,
+    );
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -308,7 +312,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async move {
             match term.as_mut() {
                 Some(term) => {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::framework::{
-    CycleState, Endpoint, InferenceRequest, Plugin, ProfileResult, ScoredEndpoint,
-    SchedulingError, SchedulingResult,
+    CycleState, Endpoint, InferenceRequest, Plugin, ProfileResult, SchedulingError,
+    SchedulingResult, ScoredEndpoint,
 };
 use crate::telemetry::{Metrics, extension_point};
 
@@ -34,7 +34,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// `handler` must implement the profile-handler role (checked by the config loader).
-    pub fn new(profiles: Vec<Profile>, handler: Arc<dyn Plugin>, metrics: Arc<Metrics>) -> Scheduler {
+    pub fn new(
+        profiles: Vec<Profile>,
+        handler: Arc<dyn Plugin>,
+        metrics: Arc<Metrics>,
+    ) -> Scheduler {
         let names = profiles.iter().map(|p| p.name.clone()).collect();
         Scheduler {
             profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
@@ -141,9 +145,18 @@ impl Scheduler {
             let started = Instant::now();
             let scores = scorer.score(cycle, request, &endpoints);
             self.time(extension_point::SCORER, plugin, started);
-            debug_assert_eq!(scores.len(), endpoints.len(), "{} scored a different number of endpoints", plugin.typed_name());
+            debug_assert_eq!(
+                scores.len(),
+                endpoints.len(),
+                "{} scored a different number of endpoints",
+                plugin.typed_name()
+            );
             for (total, score) in totals.iter_mut().zip(scores) {
-                let score = if score.is_nan() { 0.0 } else { score.clamp(0.0, 1.0) };
+                let score = if score.is_nan() {
+                    0.0
+                } else {
+                    score.clamp(0.0, 1.0)
+                };
                 *total += score * weight;
             }
         }

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
-    HttpHeaders, ProcessingRequest, ProcessingResponse, external_processor_server::ExternalProcessor,
-    processing_request::Request,
+    HttpHeaders, ProcessingRequest, ProcessingResponse,
+    external_processor_server::ExternalProcessor, processing_request::Request,
 };
 use envoy_types::pb::google::protobuf::value::Kind;
 use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt, Tracer as _};
@@ -30,6 +30,7 @@ use metrics_schema::spans::{GATEWAY_REQUEST, attrs};
 use crate::config::Loaded;
 use crate::datastore::Datastore;
 use crate::framework::{CycleState, Endpoint, InferenceRequest, Prompt};
+use crate::plugins::pre_request::PREFILL_HEADER;
 use crate::request;
 use crate::telemetry::{ErrorKind, Metrics, extension_point};
 
@@ -145,7 +146,10 @@ impl Stream {
     }
 
     /// Handles one message; returns the replies and whether the stream is finished.
-    pub(crate) fn on_message(&mut self, message: ProcessingRequest) -> (Vec<ProcessingResponse>, bool) {
+    pub(crate) fn on_message(
+        &mut self,
+        message: ProcessingRequest,
+    ) -> (Vec<ProcessingResponse>, bool) {
         if self.subset.is_none() {
             self.subset = subset_hint(message.metadata_context.as_ref());
         }
@@ -224,7 +228,10 @@ impl Stream {
             let span = tracer
                 .span_builder(GATEWAY_REQUEST.name)
                 .with_kind(SpanKind::Server)
-                .with_attributes([KeyValue::new(attrs::HTTP_REQUEST_METHOD.key, self.method.clone())])
+                .with_attributes([KeyValue::new(
+                    attrs::HTTP_REQUEST_METHOD.key,
+                    self.method.clone(),
+                )])
                 .start_with_context(tracer, &self.parent);
             self.gateway = Some(self.parent.with_span(span));
         }
@@ -232,6 +239,7 @@ impl Stream {
             // No body (a GET): any endpoint will do.
             let mut request = InferenceRequest::new(&self.request_id, "", Prompt::None);
             request.headers = self.headers.clone();
+            request.headers.remove(PREFILL_HEADER);
             let candidates = self.candidates();
             let picked = {
                 let mut rng = self.epp.rng.lock();
@@ -240,7 +248,11 @@ impl Stream {
             return match picked {
                 Some(endpoint) => (vec![self.route(&request, &[endpoint])], false),
                 None => (
-                    vec![self.fail(ErrorKind::ServiceUnavailable, "no ready endpoints", Some("rejected-no-endpoints"))],
+                    vec![self.fail(
+                        ErrorKind::ServiceUnavailable,
+                        "no ready endpoints",
+                        Some("rejected-no-endpoints"),
+                    )],
                     true,
                 ),
             };
@@ -253,23 +265,40 @@ impl Stream {
         let mut request = match request::parse(&self.path, &self.body, &self.request_id) {
             Ok(request) => request,
             Err(error) => {
-                return (vec![self.fail(ErrorKind::BadRequest, &error.to_string(), None)], true);
+                return (
+                    vec![self.fail(ErrorKind::BadRequest, &error.to_string(), None)],
+                    true,
+                );
             }
         };
         request.headers = self.headers.clone();
+        // Only the EPP says where to prefill: a client-supplied value never reaches the
+        // sidecar (upstream leaves it in place; reference §1.3).
+        request.headers.remove(PREFILL_HEADER);
         self.model = request.model.clone();
         self.target_model = request.target_model.clone();
         let model_labels = [self.model.as_str(), self.target_model.as_str()];
         let metrics = Arc::clone(&self.epp.metrics);
-        metrics.request_total.inc(&[self.model.as_str(), self.target_model.as_str(), ""]);
-        metrics.request_size.observe(&model_labels, self.body.len() as f64);
+        metrics
+            .request_total
+            .inc(&[self.model.as_str(), self.target_model.as_str(), ""]);
+        metrics
+            .request_size
+            .observe(&model_labels, self.body.len() as f64);
         if let Some(gateway) = &self.gateway {
-            gateway.span().set_attribute(KeyValue::new(attrs::GEN_AI_REQUEST_MODEL.key, self.model.clone()));
+            gateway.span().set_attribute(KeyValue::new(
+                attrs::GEN_AI_REQUEST_MODEL.key,
+                self.model.clone(),
+            ));
         }
         let candidates = self.candidates();
         if candidates.is_empty() {
             return (
-                vec![self.fail(ErrorKind::ServiceUnavailable, "no ready endpoints", Some("rejected-no-endpoints"))],
+                vec![self.fail(
+                    ErrorKind::ServiceUnavailable,
+                    "no ready endpoints",
+                    Some("rejected-no-endpoints"),
+                )],
                 true,
             );
         }
@@ -283,7 +312,11 @@ impl Stream {
             self.observe_plugin(extension_point::ADMITTER, plugin, started);
             if let Err(reason) = verdict {
                 return (
-                    vec![self.fail(ErrorKind::ResourceExhausted, &reason, Some("rejected-saturated"))],
+                    vec![self.fail(
+                        ErrorKind::ResourceExhausted,
+                        &reason,
+                        Some("rejected-saturated"),
+                    )],
                     true,
                 );
             }
@@ -291,12 +324,27 @@ impl Stream {
         let tracer = self.epp.tracing.tracer().cloned();
         let parent = self.gateway.clone().unwrap_or_else(|| self.parent.clone());
         let mut cycle = CycleState::new(tracer, parent);
-        let result = match self.epp.loaded.scheduler.schedule(&mut cycle, &request, &candidates) {
+        let result = match self
+            .epp
+            .loaded
+            .scheduler
+            .schedule(&mut cycle, &request, &candidates)
+        {
             Ok(result) => result,
             Err(error) => {
-                metrics.scheduler_attempts.inc(&["failure", self.target_model.as_str(), "", "", ""]);
+                metrics.scheduler_attempts.inc(&[
+                    "failure",
+                    self.target_model.as_str(),
+                    "",
+                    "",
+                    "",
+                ]);
                 return (
-                    vec![self.fail(ErrorKind::ServiceUnavailable, &error.to_string(), Some("rejected-no-endpoints"))],
+                    vec![self.fail(
+                        ErrorKind::ServiceUnavailable,
+                        &error.to_string(),
+                        Some("rejected-no-endpoints"),
+                    )],
                     true,
                 );
             }
@@ -330,7 +378,11 @@ impl Stream {
     }
 
     /// The request-headers reply that sends the request to `targets`.
-    fn route(&mut self, request: &InferenceRequest, targets: &[Arc<Endpoint>]) -> ProcessingResponse {
+    fn route(
+        &mut self,
+        request: &InferenceRequest,
+        targets: &[Arc<Endpoint>],
+    ) -> ProcessingResponse {
         self.scheduled = true;
         let destination = targets
             .iter()
@@ -361,7 +413,10 @@ impl Stream {
                 }
             }
             let span = gateway.span();
-            span.set_attribute(KeyValue::new(attrs::EPP_PICKED_ENDPOINT.key, destination.clone()));
+            span.set_attribute(KeyValue::new(
+                attrs::EPP_PICKED_ENDPOINT.key,
+                destination.clone(),
+            ));
             span.end();
         }
         tracing::debug!(request_id = %self.request_id, endpoint = %destination, "Routed a request.");
@@ -369,7 +424,12 @@ impl Stream {
     }
 
     /// An immediate response for `kind`, counted and traced.
-    fn fail(&mut self, kind: ErrorKind, message: &str, dropped_reason: Option<&str>) -> ProcessingResponse {
+    fn fail(
+        &mut self,
+        kind: ErrorKind,
+        message: &str,
+        dropped_reason: Option<&str>,
+    ) -> ProcessingResponse {
         self.epp.metrics.request_error_total.inc(&[
             self.model.as_str(),
             self.target_model.as_str(),
@@ -394,14 +454,22 @@ impl Stream {
                     subset.iter().any(|allowed| {
                         allowed == &endpoint.address
                             || (!allowed.contains(':')
-                                && endpoint.address.rsplit_once(':').is_some_and(|(ip, _)| ip == allowed))
+                                && endpoint
+                                    .address
+                                    .rsplit_once(':')
+                                    .is_some_and(|(ip, _)| ip == allowed))
                     })
                 })
                 .collect(),
         }
     }
 
-    fn observe_plugin(&self, point: &str, plugin: &Arc<dyn crate::framework::Plugin>, started: Instant) {
+    fn observe_plugin(
+        &self,
+        point: &str,
+        plugin: &Arc<dyn crate::framework::Plugin>,
+        started: Instant,
+    ) {
         let name = plugin.typed_name();
         self.epp.metrics.plugin_duration.observe(
             &[point, name.plugin_type, &name.name],
@@ -433,7 +501,9 @@ impl Stream {
                 ErrorKind::ModelServerError.as_str(),
             ]);
         }
-        metrics.response_size.observe(&labels, self.response_bytes as f64);
+        metrics
+            .response_size
+            .observe(&labels, self.response_bytes as f64);
         metrics
             .request_duration
             .observe(&labels, self.started.elapsed().as_secs_f64());
@@ -502,7 +572,10 @@ fn usage_of(value: &serde_json::Value) -> Option<(u64, u64)> {
     let usage = value.get("usage")?;
     Some((
         usage.get("prompt_tokens")?.as_u64()?,
-        usage.get("completion_tokens").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        usage
+            .get("completion_tokens")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
     ))
 }
 

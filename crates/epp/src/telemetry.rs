@@ -145,7 +145,10 @@ impl Metrics {
         let names = |def: &'static MetricDef| {
             let mut defs = vec![*def];
             if let Some(alias) = def.deprecated_alias {
-                defs.push(MetricDef { name: alias, ..*def });
+                defs.push(MetricDef {
+                    name: alias,
+                    ..*def
+                });
             }
             defs
         };

@@ -37,14 +37,19 @@ schedulingProfiles:
 ";
 
 /// The `default` profile: every declared filter, scorer and picker, in declaration order.
-pub fn default_profile(order: &[String], plugins: &BTreeMap<String, Arc<dyn Plugin>>) -> ProfileSpec {
+pub fn default_profile(
+    order: &[String],
+    plugins: &BTreeMap<String, Arc<dyn Plugin>>,
+) -> ProfileSpec {
     ProfileSpec {
         name: DEFAULT_PROFILE_NAME.to_owned(),
         plugins: order
             .iter()
             .filter(|name| {
                 let plugin = &plugins[*name];
-                plugin.as_filter().is_some() || plugin.as_scorer().is_some() || plugin.as_picker().is_some()
+                plugin.as_filter().is_some()
+                    || plugin.as_scorer().is_some()
+                    || plugin.as_picker().is_some()
             })
             .map(|name| ProfilePluginRef {
                 plugin_ref: name.clone(),
@@ -67,7 +72,13 @@ pub fn ensure(
     {
         return Ok(Arc::clone(plugin));
     }
-    let plugin = super::instantiate(registry, handle, plugin_type, plugin_type, serde_norway::Value::Null)?;
+    let plugin = super::instantiate(
+        registry,
+        handle,
+        plugin_type,
+        plugin_type,
+        serde_norway::Value::Null,
+    )?;
     plugins.insert(plugin_type.to_owned(), Arc::clone(&plugin));
     order.push(plugin_type.to_owned());
     Ok(plugin)

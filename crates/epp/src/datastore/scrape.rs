@@ -149,22 +149,36 @@ pub fn parse(text: &str, names: &MetricNames) -> EndpointMetrics {
                 labels
                     .iter()
                     .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                    .map(|(_, v)| {
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             metrics.active_loras = list("running_lora_adapters");
             metrics.waiting_loras = list("waiting_lora_adapters");
-            metrics.max_loras = label(&labels, "max_lora").and_then(|v| v.parse().ok()).unwrap_or(0);
+            metrics.max_loras = label(&labels, "max_lora")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
         } else if name == names.cache_info {
-            metrics.block_size = label(&labels, "block_size").and_then(|v| v.parse().ok()).unwrap_or(0);
-            metrics.num_gpu_blocks = label(&labels, "num_gpu_blocks").and_then(|v| v.parse().ok()).unwrap_or(0);
+            metrics.block_size = label(&labels, "block_size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            metrics.num_gpu_blocks = label(&labels, "num_gpu_blocks")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
         }
     }
     metrics
 }
 
 fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `name{k="v",...} value [timestamp]` → (name, labels, value).
@@ -221,8 +235,13 @@ fn update_pool_gauges(datastore: &Datastore, metrics: &Metrics) {
     metrics.ready_endpoints.set(&[pool], n as f64);
     if n > 0 {
         let kv: f64 = candidates.iter().map(|e| e.metrics.kv_cache_usage).sum();
-        let queue: f64 = candidates.iter().map(|e| e.metrics.waiting_queue_size as f64).sum();
-        metrics.average_kv_cache_utilization.set(&[pool], kv / n as f64);
+        let queue: f64 = candidates
+            .iter()
+            .map(|e| e.metrics.waiting_queue_size as f64)
+            .sum();
+        metrics
+            .average_kv_cache_utilization
+            .set(&[pool], kv / n as f64);
         metrics.average_queue_size.set(&[pool], queue / n as f64);
     }
     for endpoint in datastore.all().iter() {

@@ -1,1 +1,95 @@
-//! Tests.
+//! Flags and environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::env::{Config, Discovery, EnvError, TestEnv, parse_duration};
+
+fn parse(args: &[&str]) -> Result<Config, EnvError> {
+    let mut all = vec!["epp"];
+    all.extend_from_slice(args);
+    Config::parse(all, &TestEnv(HashMap::new()))
+}
+
+#[test]
+fn upstream_defaults() {
+    let config = parse(&["--pool-name", "p"]).unwrap();
+    assert_eq!(
+        (
+            config.grpc_port,
+            config.grpc_health_port,
+            config.metrics_port
+        ),
+        (9002, 9003, 9090)
+    );
+    assert_eq!(
+        config.refresh_metrics_interval,
+        Some(Duration::from_millis(50))
+    );
+    assert_eq!(config.metrics_staleness_threshold, Duration::from_secs(2));
+    assert_eq!(
+        config.discovery,
+        Discovery::InferencePool {
+            name: "p".to_owned(),
+            namespace: "default".to_owned(),
+            group: "inference.networking.k8s.io".to_owned()
+        }
+    );
+    let env = TestEnv(HashMap::from([(
+        "POD_NAMESPACE".to_owned(),
+        "llm-d".to_owned(),
+    )]));
+    let config = Config::parse(["epp", "--pool-name", "p"], &env).unwrap();
+    assert!(
+        matches!(config.discovery, Discovery::InferencePool { namespace, .. } if namespace == "llm-d")
+    );
+}
+
+#[test]
+fn static_endpoints_with_labels() {
+    let config = parse(&[
+        "--endpoint",
+        "127.0.0.1:8000;llm-d.ai/role=decode",
+        "--endpoint",
+        "127.0.0.1:8001",
+    ])
+    .unwrap();
+    let Discovery::Static(specs) = config.discovery else {
+        panic!("static discovery");
+    };
+    assert_eq!(specs.len(), 2);
+    assert_eq!(specs[0].labels["llm-d.ai/role"], "decode");
+}
+
+#[test]
+fn every_bad_value_is_reported_at_once() {
+    let Err(EnvError::Invalid(errors)) = parse(&[
+        "--endpoint",
+        "nowhere",
+        "--refresh-metrics-interval",
+        "5 parsecs",
+        "--config-text",
+        "plugins: 3",
+        "--secure-serving",
+    ]) else {
+        panic!("invalid");
+    };
+    let text = errors.join("\n");
+    assert!(text.contains("--secure-serving=true"), "{text}");
+    assert!(
+        text.contains("--refresh-metrics-interval=\"5 parsecs\""),
+        "{text}"
+    );
+    assert!(text.contains("--endpoint=\"nowhere\""), "{text}");
+    assert!(text.contains("plugins: invalid type"), "{text}");
+    assert!(matches!(parse(&[]), Err(EnvError::Invalid(_))));
+}
+
+#[test]
+fn go_durations() {
+    assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
+    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    assert!(parse_duration("10").is_err());
+    assert!(parse_duration("3d").is_err());
+}

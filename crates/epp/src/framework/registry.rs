@@ -10,8 +10,11 @@ use crate::telemetry::Metrics;
 
 /// Builds one instance from its name and raw `parameters` (strictly deserialized by the
 /// factory itself).
-pub type Factory =
-    fn(name: &str, parameters: serde_norway::Value, handle: &Handle) -> Result<Arc<dyn Plugin>, PluginError>;
+pub type Factory = fn(
+    name: &str,
+    parameters: serde_norway::Value,
+    handle: &Handle,
+) -> Result<Arc<dyn Plugin>, PluginError>;
 
 /// Errors building a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +68,13 @@ pub struct Registry {
 
 impl Registry {
     pub fn register(&mut self, plugin_type: &'static str, stability: Stability, factory: Factory) {
-        let previous = self.types.insert(plugin_type, Registration { factory, stability });
-        debug_assert!(previous.is_none(), "plugin type {plugin_type} registered twice");
+        let previous = self
+            .types
+            .insert(plugin_type, Registration { factory, stability });
+        debug_assert!(
+            previous.is_none(),
+            "plugin type {plugin_type} registered twice"
+        );
     }
 
     pub fn get(&self, plugin_type: &str) -> Option<&Registration> {
@@ -75,7 +83,9 @@ impl Registry {
 
     /// Every registered type, sorted.
     pub fn types(&self) -> impl Iterator<Item = (&'static str, &Registration)> {
-        self.types.iter().map(|(name, registration)| (*name, registration))
+        self.types
+            .iter()
+            .map(|(name, registration)| (*name, registration))
     }
 }
 

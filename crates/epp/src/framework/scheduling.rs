@@ -134,9 +134,12 @@ impl InferenceRequest {
     /// The prompt's token ids under `tokenizer`, computed once per request (the chat template
     /// rendered first, as vLLM does).
     pub fn tokens(&self, tokenizer: &Tokenizer) -> Result<Arc<[u32]>, TokenizeError> {
-        let (name, tokens) = self
-            .tokens
-            .get_or_init(|| (tokenizer.name().to_owned(), tokenize(&self.prompt, tokenizer)));
+        let (name, tokens) = self.tokens.get_or_init(|| {
+            (
+                tokenizer.name().to_owned(),
+                tokenize(&self.prompt, tokenizer),
+            )
+        });
         if name == tokenizer.name() {
             tokens.clone()
         } else {

@@ -3,12 +3,12 @@
 use envoy_types::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, header_value_option::HeaderAppendAction,
 };
-use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     BodyMutation, BodyResponse, CommonResponse, HeaderMutation, HeadersResponse, ImmediateResponse,
     ProcessingResponse, StreamedBodyResponse, TrailersResponse, body_mutation::Mutation,
     processing_response::Response,
 };
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 
 use crate::telemetry::ErrorKind;
@@ -56,7 +56,11 @@ fn streamed(body: Vec<u8>, end_of_stream: bool) -> Option<CommonResponse> {
 
 /// The request-headers reply: destination header and metadata, other header changes, and a
 /// cleared route cache so the destination is honoured.
-pub(crate) fn route(destination: &str, set: Vec<(String, String)>, remove: Vec<String>) -> ProcessingResponse {
+pub(crate) fn route(
+    destination: &str,
+    set: Vec<(String, String)>,
+    remove: Vec<String>,
+) -> ProcessingResponse {
     let mut lb = Struct::default();
     lb.fields.insert(
         DESTINATION_HEADER.to_owned(),
@@ -125,7 +129,11 @@ pub(crate) fn response_trailers() -> ProcessingResponse {
 }
 
 /// An immediate response: `inference error: <Kind> - <message>` as upstream words it.
-pub(crate) fn immediate(kind: ErrorKind, message: &str, dropped_reason: Option<&str>) -> ProcessingResponse {
+pub(crate) fn immediate(
+    kind: ErrorKind,
+    message: &str,
+    dropped_reason: Option<&str>,
+) -> ProcessingResponse {
     let mut set = vec![header("content-type", "text/plain")];
     if let Some(reason) = dropped_reason {
         set.push(header(DROPPED_REASON_HEADER, reason));

@@ -25,7 +25,8 @@ struct Parameters {}
 
 impl DecodeFilter {
     pub const TYPE: &'static str = "decode-filter";
-    const ROLES: &'static [&'static str] = &["decode", "prefill-decode", "both", "encode-prefill-decode"];
+    const ROLES: &'static [&'static str] =
+        &["decode", "prefill-decode", "both", "encode-prefill-decode"];
 
     pub fn factory(
         name: &str,

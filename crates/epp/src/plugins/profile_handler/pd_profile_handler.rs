@@ -102,12 +102,18 @@ impl PdProfileHandler {
 
     fn cached_ratio(&self, cycle: &CycleState, decode_address: &str, input_units: u64) -> f64 {
         let info = cycle
-            .read::<PrefixCacheMatchInfo>(&prefix_match_info_key(&self.parameters.prefix_plugin_name))
+            .read::<PrefixCacheMatchInfo>(&prefix_match_info_key(
+                &self.parameters.prefix_plugin_name,
+            ))
             .or_else(|| cycle.read::<PrefixCacheMatchInfo>(PREFIX_MATCH_INFO_KEY));
         let Some(info) = info else {
             return 0.0;
         };
-        let matched = info.matched_blocks.get(decode_address).copied().unwrap_or(0);
+        let matched = info
+            .matched_blocks
+            .get(decode_address)
+            .copied()
+            .unwrap_or(0);
         let units = if info.total_blocks > 0 {
             info.total_blocks * info.block_size
         } else {
@@ -176,7 +182,10 @@ impl ProfileHandler for PdProfileHandler {
                     attrs::PROFILE_HANDLER_PD_THRESHOLD.key,
                     self.parameters.threshold as i64,
                 ),
-                KeyValue::new(attrs::PROFILE_HANDLER_USER_INPUT_BYTES.key, input_bytes as i64),
+                KeyValue::new(
+                    attrs::PROFILE_HANDLER_USER_INPUT_BYTES.key,
+                    input_bytes as i64,
+                ),
             ]);
             span.end();
         }

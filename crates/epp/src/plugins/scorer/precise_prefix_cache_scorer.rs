@@ -218,7 +218,11 @@ impl PrecisePrefixCacheScorer {
                 let seed = hash_seed
                     .as_deref()
                     .map_or(0, |seed| xxhash_rust::xxh3::xxh3_64(seed.as_bytes()));
-                (KeyMode::TokenChain, Keys::TokenChain(TokenChain { seed }), seed)
+                (
+                    KeyMode::TokenChain,
+                    Keys::TokenChain(TokenChain { seed }),
+                    seed,
+                )
             }
             Some(algo) => {
                 let algo: HashAlgo = algo.parse().map_err(|_| PluginError::Invalid {
@@ -352,7 +356,11 @@ impl Plugin for PrecisePrefixCacheScorer {
     }
     fn endpoint_removed(&self, address: &str) {
         let dropped = self.index.remove_pod(address);
-        tracing::info!(endpoint = address, dropped, "Dropped a removed endpoint from the KV index.");
+        tracing::info!(
+            endpoint = address,
+            dropped,
+            "Dropped a removed endpoint from the KV index."
+        );
     }
     fn kv_events_endpoint(&self) -> Option<String> {
         self.bound_endpoint.clone()
@@ -430,9 +438,16 @@ impl Scorer for PrecisePrefixCacheScorer {
             } else {
                 scores.iter().sum::<f64>() / scores.len() as f64
             };
-            let result = result.unwrap_or(if max_matched > 0 { "success" } else { "no_cache_hits" });
+            let result = result.unwrap_or(if max_matched > 0 {
+                "success"
+            } else {
+                "no_cache_hits"
+            });
             span.set_attributes([
-                KeyValue::new(attrs::SCORER_CANDIDATE_ENDPOINTS.key, endpoints.len() as i64),
+                KeyValue::new(
+                    attrs::SCORER_CANDIDATE_ENDPOINTS.key,
+                    endpoints.len() as i64,
+                ),
                 KeyValue::new(attrs::SCORER_ENDPOINTS_SCORED.key, scored as i64),
                 KeyValue::new(attrs::SCORER_SCORE_MAX.key, max),
                 KeyValue::new(attrs::SCORER_SCORE_AVG.key, avg),

@@ -101,7 +101,10 @@ impl PrefixCacheScorer {
         let parameters: Parameters = parameters(value)?;
         for (parameter, value) in [
             ("hashBlockSize", parameters.hash_block_size),
-            ("maxPrefixBlocksToMatch", parameters.max_prefix_blocks_to_match),
+            (
+                "maxPrefixBlocksToMatch",
+                parameters.max_prefix_blocks_to_match,
+            ),
             ("lruCapacityPerServer", parameters.lru_capacity_per_server),
         ] {
             if value == 0 {
@@ -191,7 +194,13 @@ impl Scorer for PrefixCacheScorer {
         );
         matched
             .into_iter()
-            .map(|n| if total == 0 { 0.0 } else { n as f64 / total as f64 })
+            .map(|n| {
+                if total == 0 {
+                    0.0
+                } else {
+                    n as f64 / total as f64
+                }
+            })
             .collect()
     }
 }
