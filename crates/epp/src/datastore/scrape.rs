@@ -44,6 +44,9 @@ pub struct ScrapeConfig {
 
 /// Scrapes every endpoint each `interval` until the task is dropped.
 pub async fn run(config: ScrapeConfig, datastore: Arc<Datastore>, metrics: Arc<Metrics>) {
+    // reqwest is built without a bundled crypto provider (one TLS provider in the graph,
+    // tooling P1); building a client without one panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .timeout(config.timeout)
         .pool_max_idle_per_host(4)

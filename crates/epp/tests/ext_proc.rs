@@ -1,0 +1,205 @@
+//! The EPP in-process against simulated vLLM pods that publish real KV events: the test
+//! plays the gateway over gRPC and forwards each request where the EPP says.
+
+#[path = "support/topology.rs"]
+mod topology;
+
+use std::time::{Duration, Instant};
+
+use topology::{
+    PATIENCE, Routed, Sink, Topology, attr, client, completion, metric_sum, route, scrape,
+    shared_prefix,
+};
+
+/// Routes `prompt` through the EPP, then sends it to the chosen pod; returns the pod.
+async fn send(topology: &Topology, prompt: &str, traceparent: Option<&str>) -> String {
+    let body = completion(prompt);
+    let Routed::To(destination) =
+        route(topology.epp.addr(), "/v1/completions", &body, traceparent).await
+    else {
+        panic!("routed");
+    };
+    let response = client()
+        .post(format!("http://{destination}/v1/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert_eq!(response.status(), 200);
+    destination
+}
+
+/// Polls until the EPP routes `prompt` to `expected` (its KV events have arrived).
+async fn wait_routed_to(topology: &Topology, prompt: &str, expected: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if route(
+            topology.epp.addr(),
+            "/v1/completions",
+            &completion(prompt),
+            None,
+        )
+        .await
+            == Routed::To(expected.to_owned())
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the EPP learns that {expected} holds the prompt"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_prefixes_land_where_their_blocks_are_cached() {
+    let (sink, otlp) = Sink::start().await;
+    let topology = Topology::start(4, &topology::precise_config(), Some(&otlp)).await;
+    let mut homes = Vec::new();
+    for group in 0..4 {
+        let prefix = shared_prefix(group, 300);
+        let first = format!("{prefix} Question 0?");
+        let home = send(&topology, &first, None).await;
+        wait_routed_to(&topology, &first, &home).await;
+        for question in 1..5 {
+            let prompt = format!("{prefix} Question {question}?");
+            let went = send(&topology, &prompt, None).await;
+            assert_eq!(
+                went, home,
+                "group {group} question {question} follows its prefix"
+            );
+        }
+        homes.push(home);
+    }
+    // One more, traced from a known parent, to read the decision back from the spans.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let prompt = format!("{} Traced?", shared_prefix(2, 300));
+    let went = send(
+        &topology,
+        &prompt,
+        Some(&format!("00-{trace_id}-{parent}-01")),
+    )
+    .await;
+    assert_eq!(went, homes[2]);
+
+    let metrics = scrape(&format!("http://{}/metrics", topology.epp.metrics_addr())).await;
+    assert!(
+        metric_sum(&metrics, "llm_d_epp_prefix_cache_hits_total") >= 16.0,
+        "{metrics}"
+    );
+    assert!(
+        metric_sum(
+            &metrics,
+            "llm_d_epp_prefix_cache_scorer_matched_blocks_count"
+        ) >= 20.0
+    );
+    assert!(
+        metric_sum(
+            &metrics,
+            "llm_d_epp_routing_decision_duration_seconds_count"
+        ) >= 21.0
+    );
+    assert!(metric_sum(&metrics, "llm_d_epp_request_total") >= 21.0);
+    assert_eq!(metric_sum(&metrics, "llm_d_epp_ready_endpoints"), 4.0);
+    assert!(
+        metric_sum(
+            &metrics,
+            metrics_schema::kv_index::EVENTS_APPLIED_TOTAL.name
+        ) > 0.0,
+        "kv-index metrics exported"
+    );
+
+    topology.epp.flush_spans().await;
+    let deadline = Instant::now() + PATIENCE;
+    let (gateway, scorer) = loop {
+        let spans = sink.spans();
+        let find = |name: &str| {
+            spans
+                .iter()
+                .find(|(_, s)| s.name == name && hex::encode(&s.trace_id) == trace_id)
+                .map(|(_, s)| s.clone())
+        };
+        if let (Some(gateway), Some(scorer)) = (
+            find("gateway.request"),
+            find("llm_d.epp.scorer.prefix_cache"),
+        ) {
+            break (gateway, scorer);
+        }
+        assert!(Instant::now() < deadline, "the EPP spans are exported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        hex::encode(&gateway.parent_span_id),
+        parent,
+        "gateway.request continues the gateway's trace"
+    );
+    assert_eq!(gateway.kind, 2, "SERVER");
+    assert_eq!(
+        scorer.parent_span_id, gateway.span_id,
+        "the scorer span is a child of gateway.request"
+    );
+    assert_eq!(
+        attr(&gateway, "llm_d.epp.picked_endpoint").as_deref(),
+        Some(homes[2].as_str())
+    );
+    assert_eq!(
+        attr(&scorer, "llm_d.epp.picked_endpoint").as_deref(),
+        Some(homes[2].as_str())
+    );
+    let matched = attr(&scorer, "llm_d.scorer.matched_blocks").expect("per-pod matched blocks");
+    assert!(
+        matched.starts_with(&format!("{}=", homes[2])),
+        "the winner holds the most blocks: {matched}"
+    );
+    assert_eq!(
+        attr(&scorer, "llm_d.scorer.result").as_deref(),
+        Some("success")
+    );
+    topology.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_pod_leaves_the_candidates_and_bad_input_gets_clear_errors() {
+    let topology = Topology::start(2, &topology::precise_config(), None).await;
+    let addr = topology.epp.addr();
+    for (body, status, text) in [
+        (&b"{not json"[..], 400, "body is not valid JSON"),
+        (br#"{"prompt":"x"}"#, 400, "model is required"),
+    ] {
+        match route(addr, "/v1/completions", body, None).await {
+            Routed::Refused { status: got, body } => {
+                assert_eq!(got, status);
+                assert!(body.contains(text), "{body}");
+            }
+            other => panic!("refused, got {other:?}"),
+        }
+    }
+    // A stopped pod stops answering /metrics and ages out of the candidates.
+    let Topology { epp, mut sims } = topology;
+    let gone = sims.pop().expect("two sims");
+    let gone_addr = gone.addr().to_string();
+    gone.shutdown().await.expect("clean shutdown");
+    let deadline = Instant::now() + PATIENCE;
+    while epp
+        .datastore()
+        .candidates()
+        .iter()
+        .any(|e| e.address == gone_addr)
+    {
+        assert!(Instant::now() < deadline, "the stopped pod ages out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            route(epp.addr(), "/v1/completions", &completion("hi"), None).await,
+            Routed::To(sims[0].addr().to_string())
+        );
+    }
+    for sim in sims {
+        let _ = sim.shutdown().await;
+    }
+    epp.shutdown().await;
+}

@@ -1,0 +1,367 @@
+//! Shared by the integration layers: simulated vLLM pods publishing KV events to an
+//! in-process EPP, an ext_proc client that plays the gateway, an in-process OTLP sink, and
+//! exposition scraping. Everything binds 127.0.0.1 on ephemeral ports.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    HttpBody, HttpHeaders, ProcessingRequest, external_processor_client::ExternalProcessorClient,
+    processing_request::Request, processing_response::Response,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+pub const MODEL: &str = "sim-model";
+/// How long any eventual condition may take.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A port that was free a moment ago (bind 127.0.0.1:0 and release).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("an ephemeral port")
+}
+
+/// The precise-prefix config the stack runs: precise affinity first, load second.
+pub fn precise_config() -> String {
+    "
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-scorer
+  parameters:
+    tokenProcessorConfig: { blockSize: 16 }
+    indexerConfig: { kvBlockIndexConfig: { enableMetrics: true } }
+    kvEventsConfig: { zmqEndpoint: 'tcp://127.0.0.1:*', topicFilter: 'kv@' }
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: precise-prefix-cache-scorer
+    weight: 3
+  - pluginRef: queue-scorer
+  - pluginRef: kv-cache-utilization-scorer
+"
+    .to_owned()
+}
+
+/// The baseline: the same pods, uniformly random.
+pub fn random_config() -> String {
+    "plugins:\n- type: random-picker\n".to_owned()
+}
+
+/// Simulated pods and the EPP that routes to them.
+pub struct Topology {
+    pub epp: epp::Server,
+    pub sims: Vec<vllm_sim::Server>,
+}
+
+impl Topology {
+    /// Starts `n_sims` simulators on pre-picked ports and an EPP configured with them as
+    /// static endpoints; waits until every pod is a scheduling candidate.
+    pub async fn start(n_sims: usize, config_yaml: &str, otlp: Option<&str>) -> Topology {
+        let ports: Vec<u16> = (0..n_sims).map(|_| free_port()).collect();
+        let mut args = vec![
+            "epp".to_owned(),
+            "--host".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--grpc-port".to_owned(),
+            "0".to_owned(),
+            "--grpc-health-port".to_owned(),
+            "0".to_owned(),
+            "--metrics-port".to_owned(),
+            "0".to_owned(),
+            "--refresh-metrics-interval".to_owned(),
+            "50ms".to_owned(),
+            "--config-text".to_owned(),
+            config_yaml.to_owned(),
+        ];
+        for port in &ports {
+            args.push("--endpoint".to_owned());
+            args.push(format!("127.0.0.1:{port}"));
+        }
+        let mut env = HashMap::new();
+        if let Some(endpoint) = otlp {
+            env.insert(
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                endpoint.to_owned(),
+            );
+            env.insert("OTEL_SERVICE_NAME".to_owned(), "epp".to_owned());
+        }
+        let config = epp::Config::parse(args, &epp::env::TestEnv(env)).expect("valid EPP flags");
+        let epp = epp::spawn(config).await.expect("the EPP starts");
+        let zmq = epp.kv_events_endpoints().first().cloned();
+        let mut sims = Vec::new();
+        for port in &ports {
+            let mut args = vec![
+                "vllm-sim".to_owned(),
+                "--model".to_owned(),
+                MODEL.to_owned(),
+                "--port".to_owned(),
+                port.to_string(),
+                "--max-model-len".to_owned(),
+                "40000".to_owned(),
+            ];
+            if let Some(endpoint) = &zmq {
+                args.push("--kv-events-config".to_owned());
+                args.push(
+                    serde_json::json!({
+                        "enable_kv_cache_events": true,
+                        "publisher": "zmq",
+                        "endpoint": endpoint,
+                        "topic": format!("kv@127.0.0.1:{port}@{MODEL}"),
+                    })
+                    .to_string(),
+                );
+            }
+            if let Some(endpoint) = otlp {
+                args.push("--otlp-traces-endpoint".to_owned());
+                args.push(endpoint.to_owned());
+            }
+            let config = vllm_sim::Config::from_args(args).expect("valid simulator flags");
+            sims.push(vllm_sim::spawn(config).await.expect("the simulator starts"));
+        }
+        let topology = Topology { epp, sims };
+        let deadline = Instant::now() + PATIENCE;
+        while topology.epp.datastore().candidates().len() < n_sims {
+            assert!(
+                Instant::now() < deadline,
+                "every simulator becomes a candidate"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        topology
+    }
+
+    pub fn sim_addresses(&self) -> Vec<String> {
+        self.sims.iter().map(|s| s.addr().to_string()).collect()
+    }
+
+    pub async fn shutdown(self) {
+        for sim in self.sims {
+            let _ = sim.shutdown().await;
+        }
+        self.epp.shutdown().await;
+    }
+}
+
+/// What the EPP answered for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    To(String),
+    Refused { status: i32, body: String },
+}
+
+/// Plays the gateway: one ext_proc stream per request.
+pub async fn route(addr: SocketAddr, path: &str, body: &[u8], traceparent: Option<&str>) -> Routed {
+    let mut client = ExternalProcessorClient::connect(format!("http://{addr}"))
+        .await
+        .expect("ext_proc connects");
+    let headers = [
+        (":method", "POST"),
+        (":path", path),
+        ("content-type", "application/json"),
+    ];
+    let messages = vec![
+        ProcessingRequest {
+            request: Some(Request::RequestHeaders(HttpHeaders {
+                headers: Some(HeaderMap {
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| HeaderValue {
+                            key: (*k).to_owned(),
+                            raw_value: v.as_bytes().to_vec(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+                end_of_stream: false,
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+        ProcessingRequest {
+            request: Some(Request::RequestBody(HttpBody {
+                body: body.to_vec(),
+                end_of_stream: true,
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    ];
+    let mut request = tonic::Request::new(tokio_stream::iter(messages));
+    if let Some(traceparent) = traceparent {
+        request
+            .metadata_mut()
+            .insert("traceparent", traceparent.parse().expect("ascii"));
+    }
+    let mut responses = client.process(request).await.expect("process").into_inner();
+    let first = responses
+        .message()
+        .await
+        .expect("a reply")
+        .expect("a first reply");
+    match first.response.expect("a response") {
+        Response::RequestHeaders(headers) => {
+            let mutation = headers
+                .response
+                .and_then(|c| c.header_mutation)
+                .expect("mutation");
+            let destination = mutation
+                .set_headers
+                .iter()
+                .filter_map(|h| h.header.as_ref())
+                .find(|h| h.key == epp::DESTINATION_HEADER)
+                .map(|h| String::from_utf8_lossy(&h.raw_value).into_owned())
+                .expect("destination header");
+            Routed::To(destination)
+        }
+        Response::ImmediateResponse(immediate) => Routed::Refused {
+            status: immediate.status.map_or(0, |s| s.code),
+            body: String::from_utf8_lossy(&immediate.body).into_owned(),
+        },
+        other => panic!("unexpected first reply {other:?}"),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().expect("client")
+}
+
+/// A completion body with `prompt`.
+pub fn completion(prompt: &str) -> Vec<u8> {
+    serde_json::json!({"model": MODEL, "prompt": prompt, "max_tokens": 2, "temperature": 0.0})
+        .to_string()
+        .into_bytes()
+}
+
+/// A long prompt of the group `group`, different from other groups from its first token.
+pub fn shared_prefix(group: usize, words: usize) -> String {
+    let mut text = format!("Group {group} system prompt.");
+    for word_idx in 0..words {
+        text.push_str(&format!(" g{group}w{word_idx}"));
+    }
+    text
+}
+
+/// `sum(name)` over a Prometheus exposition.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub async fn scrape(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("scrape body")
+}
+
+/// `(hits, queries)` of the simulators' prefix caches, in tokens, summed over the pods.
+pub async fn prefix_cache_totals(sims: &[vllm_sim::Server]) -> (f64, f64) {
+    let mut totals = (0.0, 0.0);
+    for sim in sims {
+        let text = scrape(&format!("{}/metrics", sim.url())).await;
+        totals.0 += metric_sum(&text, "vllm:prefix_cache_hits_total");
+        totals.1 += metric_sum(&text, "vllm:prefix_cache_queries_total");
+    }
+    totals
+}
+
+/// An in-process OTLP/gRPC trace collector.
+#[derive(Clone, Default)]
+pub struct Sink(pub Arc<Mutex<Vec<(String, Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for resource in &request.get_ref().resource_spans {
+            let service = resource
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in &resource.scope_spans {
+                spans.extend(
+                    scope
+                        .spans
+                        .iter()
+                        .map(|span| (service.clone(), span.clone())),
+                );
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Sink {
+    /// Starts the collector; returns it and its `http://` endpoint.
+    pub async fn start() -> (Sink, String) {
+        let sink = Sink::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = sink.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(server))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+        });
+        (sink, format!("http://{addr}"))
+    }
+
+    pub fn spans(&self) -> Vec<(String, Span)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The string value of attribute `key` of `span`.
+pub fn attr(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| match v.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            Value::DoubleValue(d) => Some(d.to_string()),
+            Value::BoolValue(b) => Some(b.to_string()),
+            _ => None,
+        })
+}
