@@ -41,6 +41,8 @@ pub const ALL: &[&AttrDef] = &[
     &SCORER_SCORE_MAX,
     &SCORER_SCORE_AVG,
     &SCORER_RESULT,
+    &SCORER_MATCHED_BLOCKS,
+    &SCORER_TOTAL_BLOCKS,
     &PROFILE_HANDLER_DECISION,
     &PROFILE_HANDLER_CACHE_HIT_RATIO,
     &PROFILE_HANDLER_PD_THRESHOLD,
@@ -220,6 +222,21 @@ pub const SCORER_RESULT: AttrDef = AttrDef {
     ty: AttrType::String,
     help: "How scoring ended, such as success or no_cache_hits.",
     origin: LLM_D_V0_6,
+};
+/// Ours: the per-endpoint result behind `llm_d.scorer.score.max`, so a trace shows why the
+/// request went where it went.
+pub const SCORER_MATCHED_BLOCKS: AttrDef = AttrDef {
+    key: "llm_d.scorer.matched_blocks",
+    ty: AttrType::String,
+    help: "Cached prefix blocks per candidate endpoint, as comma-separated host:port=blocks pairs, most blocks first.",
+    origin: Origin::Ours,
+};
+/// Ours: the request's block count, the denominator of the prefix scores.
+pub const SCORER_TOTAL_BLOCKS: AttrDef = AttrDef {
+    key: "llm_d.scorer.total_blocks",
+    ty: AttrType::Int,
+    help: "Number of full blocks in the request's prompt.",
+    origin: Origin::Ours,
 };
 /// Ours (upstream's was `llm_d.profile_handler.decision`, now
 /// `llm_d.epp.profile_handler.decision`): `decode_only` or `prefill_decode`.
