@@ -23,8 +23,9 @@
 mod tests;
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -273,9 +274,9 @@ pub struct PodSummary {
 /// One pod's result for a prompt: its longest consecutive prefix.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PodScore {
-    /// The pod's name, shared with the index (scoring allocates no strings).
-    #[serde(serialize_with = "serialize_shared_str")]
-    pub pod: Arc<str>,
+    /// The pod's name, interned for the process (see [`intern_pod_name`]), so scoring
+    /// neither allocates nor touches reference counts per pod.
+    pub pod: &'static str,
     /// Consecutive blocks from the start held on any tier.
     pub matched_blocks: u64,
     /// Sum over the matched blocks of the best tier weight.
@@ -284,11 +285,18 @@ pub struct PodScore {
     pub ratio: f64,
 }
 
-fn serialize_shared_str<S: serde::Serializer>(
-    value: &Arc<str>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(value)
+/// The process-wide copy of a pod name. Each distinct name is allocated once and kept for
+/// the life of the process, so memory grows only with the number of distinct pod names
+/// ever seen (a few tens of bytes each), never with traffic or with pods coming back.
+pub fn intern_pod_name(name: &str) -> &'static str {
+    static NAMES: OnceLock<parking_lot::Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock();
+    if let Some(&interned) = names.get(name) {
+        return interned;
+    }
+    let interned: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(interned);
+    interned
 }
 
 /// The concurrent block index.
@@ -369,9 +377,7 @@ impl Slot {
 
 #[derive(Debug)]
 struct PodState {
-    name: Arc<str>,
-    /// Position of `name` among all pod names, for ordering ties without comparing strings.
-    rank: u32,
+    name: &'static str,
     /// Most recently stored.
     head: u32,
     tail: u32,
@@ -394,7 +400,9 @@ pub(crate) struct Inner {
     lists: Vec<Vec<Slot>>,
     free_lists: Vec<u32>,
     pods: Vec<PodState>,
-    pod_ids: HashMap<Arc<str>, u32>,
+    pod_ids: HashMap<&'static str, u32>,
+    /// Live pod ids sorted by name.
+    by_name: Vec<u32>,
     /// Token-chain mode: engine key → (own key, nodes created through it).
     engine_map: KeyMap<(u64, u32)>,
     entries: u64,
@@ -462,7 +470,7 @@ impl KvIndex {
         let n = inner.clear_pod(pod_id);
         // The id stays allocated, ready for reuse.
         let state = &mut inner.pods[pod_id as usize];
-        state.name = Arc::from("");
+        state.name = "";
         state.removed = true;
         inner.rerank_pods();
         n
@@ -551,10 +559,8 @@ impl KvIndex {
             + lists
             + inner.free_lists.capacity() * 4
             + inner.pods.capacity() * std::mem::size_of::<PodState>()
-            + table_bytes(
-                inner.pod_ids.capacity(),
-                std::mem::size_of::<(Arc<str>, u32)>(),
-            )
+            + inner.by_name.capacity() * 4
+            + table_bytes(inner.pod_ids.capacity(), std::mem::size_of::<(&str, u32)>())
     }
 
     /// Longest consecutive prefix per pod for a prompt's block keys, best first; pods with no
@@ -760,13 +766,14 @@ impl Inner {
         self.pods.len()
     }
 
-    pub(crate) fn pod_name(&self, pod_id: u32) -> &Arc<str> {
-        &self.pods[pod_id as usize].name
+    pub(crate) fn pod_name(&self, pod_id: u32) -> &'static str {
+        self.pods[pod_id as usize].name
     }
 
     /// Order of `pod_id`'s name among the pods' names.
-    pub(crate) fn pod_rank(&self, pod_id: u32) -> u32 {
-        self.pods[pod_id as usize].rank
+    /// Live pod ids in name order, so scoring orders ties without comparing strings.
+    pub(crate) fn pods_by_name(&self) -> &[u32] {
+        &self.by_name
     }
 }
 
@@ -780,8 +787,7 @@ impl Inner {
             Some(free) => free as u32,
             None => {
                 self.pods.push(PodState {
-                    name: Arc::from(""),
-                    rank: 0,
+                    name: "",
                     head: NIL,
                     tail: NIL,
                     len: 0,
@@ -791,21 +797,21 @@ impl Inner {
                 (self.pods.len() - 1) as u32
             }
         };
-        let name: Arc<str> = Arc::from(pod);
-        self.pods[pod_id as usize].name = Arc::clone(&name);
+        let name = intern_pod_name(pod);
+        self.pods[pod_id as usize].name = name;
         self.pods[pod_id as usize].removed = false;
         self.pod_ids.insert(name, pod_id);
         self.rerank_pods();
         pod_id
     }
 
-    /// Recomputes every pod's name rank (pods come and go rarely; scoring is hot).
+    /// Recomputes the name order of the live pods (pods come and go rarely; scoring is hot).
     fn rerank_pods(&mut self) {
-        let mut order: Vec<u32> = (0..self.pods.len() as u32).collect();
-        order.sort_by(|&a, &b| self.pods[a as usize].name.cmp(&self.pods[b as usize].name));
-        for (rank, pod_id) in order.into_iter().enumerate() {
-            self.pods[pod_id as usize].rank = rank as u32;
-        }
+        let mut order: Vec<u32> = (0..self.pods.len() as u32)
+            .filter(|&pod_id| !self.pods[pod_id as usize].removed)
+            .collect();
+        order.sort_by(|&a, &b| self.pods[a as usize].name.cmp(self.pods[b as usize].name));
+        self.by_name = order;
     }
 
     #[inline]

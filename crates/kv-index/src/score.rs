@@ -1,8 +1,6 @@
 //! Prefix scoring: for each pod, the longest run of consecutive prompt blocks from block 0
 //! that it holds, weighted by the best tier of each matched block.
 
-use std::sync::Arc;
-
 use crate::index::{KvIndex, PodScore, Slot};
 
 /// Keys whose holders are looked up before any of them is walked. The lookups are
@@ -58,28 +56,25 @@ pub(crate) fn score(index: &KvIndex, keys: &[u64]) -> Vec<PodScore> {
             block_idx += 1;
         }
     }
-    // Rank by score (best first), then by pod name through the index's name ranks: one
-    // integer key per pod, so sorting compares no strings and no floats.
-    let mut ranked: Vec<u128> = acc
+    // Best score first, ties by pod name: walk the pods in name order and sort stably by
+    // an integer form of the score, so no strings and no floats are compared (and the
+    // common long runs of equal scores sort in linear time).
+    let mut ranked: Vec<(u64, u32)> = inner
+        .pods_by_name()
         .iter()
-        .enumerate()
-        .filter(|(_, pod)| pod.matched > 0)
-        .map(|(pod_id, pod)| {
-            let pod_id = pod_id as u32;
-            u128::from(!ordered_bits(pod.score)) << 64
-                | u128::from(inner.pod_rank(pod_id)) << 32
-                | u128::from(pod_id)
+        .filter_map(|&pod_id| {
+            let pod = acc.get(pod_id as usize)?;
+            (pod.matched > 0).then(|| (!ordered_bits(pod.score), pod_id))
         })
         .collect();
-    ranked.sort_unstable();
+    ranked.sort_by_key(|&(key, _)| key);
     let n_keys = keys.len().max(1) as f64;
     ranked
         .into_iter()
-        .filter_map(|key| {
-            let pod_id = key as u32;
+        .filter_map(|(_, pod_id)| {
             let pod = acc.get(pod_id as usize)?;
             Some(PodScore {
-                pod: Arc::clone(inner.pod_name(pod_id)),
+                pod: inner.pod_name(pod_id),
                 matched_blocks: u64::from(pod.matched),
                 score: pod.score,
                 ratio: f64::from(pod.matched) / n_keys,

@@ -117,7 +117,7 @@ fn engine_keys_from_the_request_side_score_the_published_blocks() {
     assert_eq!(
         scores,
         vec![PodScore {
-            pod: "pod-a".into(),
+            pod: "pod-a",
             matched_blocks: 4,
             score: 4.0,
             ratio: 0.5
@@ -364,7 +364,7 @@ fn pods_can_be_cleared_removed_and_reused() {
             storage_blocks: 0
         }]
     );
-    assert_eq!(&*index.score(&[1])[0].pod, "b");
+    assert_eq!(index.score(&[1])[0].pod, "b");
     index.apply_batch("c", "m", &batch(vec![stored(&[1], None, vec![], "GPU")]));
     assert_eq!(
         index
