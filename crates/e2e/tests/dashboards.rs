@@ -196,7 +196,7 @@ fn load_dashboards() -> (Vec<Query>, Vec<(String, String, String)>) {
             match variable["type"].as_str() {
                 Some("query") => {
                     substitutions.push((format!("${name}"), ".*".to_owned()));
-                    let definition = variable["definition"].as_str().expect("definition");
+                    let definition = variable["query"]["query"].as_str().expect("query");
                     variables.push((uid.clone(), name.to_owned(), definition.to_owned()));
                 }
                 Some("textbox") => {

@@ -245,7 +245,9 @@ impl Dashboard {
             "label": "datasource",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
+            // "default" is the option Grafana adds for the default datasource of the type;
+            // Grafana's schema requires `text` and `value`, so no empty `{}` as upstream has.
+            "current": {"selected": false, "text": "default", "value": "default"},
             "options": [],
             "refresh": 1,
             "regex": "",
@@ -372,13 +374,13 @@ fn variable_json(variable: &Variable) -> Value {
             label,
             metric,
         } => {
+            // No `definition` key: Grafana's schema has none (the UI derives it from `query`).
             let definition = format!("label_values({metric},{name})");
             json!({
                 "name": name,
                 "label": label,
                 "type": "query",
                 "datasource": datasource(),
-                "definition": definition,
                 "query": {
                     "qryType": 1,
                     "query": definition,
@@ -390,7 +392,7 @@ fn variable_json(variable: &Variable) -> Value {
                 "refresh": 2,
                 "regex": "",
                 "sort": 1,
-                "current": {},
+                "current": {"selected": true, "text": ["All"], "value": ["$__all"]},
                 "options": [],
                 "hide": 0,
             })

@@ -44,7 +44,8 @@ fn expressions(dashboard: &Value) -> Vec<String> {
         .as_array()
         .expect("templating")
     {
-        if let Some(definition) = variable["definition"].as_str() {
+        if variable["type"] == "query" {
+            let definition = variable["query"]["query"].as_str().expect("query variable");
             let inner = definition
                 .strip_prefix("label_values(")
                 .and_then(|rest| rest.strip_suffix(')'))
