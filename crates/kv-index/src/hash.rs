@@ -368,7 +368,25 @@ impl BlockHasher {
         tokens: &[u32],
         extra_keys: Option<&[ExtraKey]>,
     ) -> BlockHash {
-        self.block_preimage(parent, tokens, extra_keys);
+        let parent = parent.unwrap_or(&self.none_hash);
+        // The common block (no extra keys, at most 64 tokens) is built on the stack and
+        // hashed from there: no buffer bookkeeping at all.
+        if extra_keys.is_none() {
+            if self.algo.is_cbor() {
+                let mut stack = [0u8; cbor::PLAIN_BLOCK_MAX];
+                if let Some(len) = cbor::write_plain_block(&mut stack, parent.as_bytes(), tokens) {
+                    return self.digest(&stack[..len]);
+                }
+            } else {
+                let mut stack = [0u8; pickle::PLAIN_BLOCK_MAX];
+                if let Some(len) = pickle::write_plain_block(&mut stack, parent.as_bytes(), tokens)
+                {
+                    return self.digest(&stack[..len]);
+                }
+            }
+        }
+        let parent = *parent;
+        self.block_preimage(Some(&parent), tokens, extra_keys);
         self.digest_buf()
     }
 
@@ -414,13 +432,18 @@ impl BlockHasher {
     }
 
     fn digest_buf(&self) -> BlockHash {
+        self.digest(&self.buf)
+    }
+
+    #[inline]
+    fn digest(&self, preimage: &[u8]) -> BlockHash {
         let mut bytes = [0u8; 32];
         if self.algo.is_xxhash() {
-            let digest = xxhash_rust::xxh3::xxh3_128(&self.buf).to_be_bytes();
+            let digest = xxhash_rust::xxh3::xxh3_128(preimage).to_be_bytes();
             bytes[..16].copy_from_slice(&digest);
             BlockHash { bytes, len: 16 }
         } else {
-            bytes.copy_from_slice(&Sha256::digest(&self.buf));
+            bytes.copy_from_slice(&Sha256::digest(preimage));
             BlockHash { bytes, len: 32 }
         }
     }

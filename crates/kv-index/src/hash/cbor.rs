@@ -70,6 +70,47 @@ fn uint_word(value: u32) -> (u64, usize) {
     }
 }
 
+/// Most tokens [`write_plain_block`] takes.
+const PLAIN_BLOCK_MAX_TOKENS: usize = 64;
+/// Stack space [`write_plain_block`] needs: array and bytes heads, a 32-byte parent, the
+/// token array head, 5 bytes per token plus the last 8-byte window's slack, and `null`.
+pub(super) const PLAIN_BLOCK_MAX: usize = 1 + 2 + 32 + 3 + PLAIN_BLOCK_MAX_TOKENS * 5 + 3 + 1;
+
+/// `[parent, [tokens...], null]` into `out`, for a parent of at most 32 bytes and at most
+/// 64 tokens (every real block size); `None` otherwise. Returns the pre-image length.
+pub(super) fn write_plain_block(
+    out: &mut [u8; PLAIN_BLOCK_MAX],
+    parent: &[u8],
+    tokens: &[u32],
+) -> Option<usize> {
+    if parent.len() > 32 || tokens.len() > PLAIN_BLOCK_MAX_TOKENS {
+        return None;
+    }
+    out[0] = 0x83;
+    let mut pos = 1;
+    let (head, head_len) = uint_word(parent.len() as u32);
+    let bytes_head = (head & !0xe0) | u64::from(MAJOR_BYTES << 5);
+    out.get_mut(pos..pos + 8)?
+        .copy_from_slice(&bytes_head.to_le_bytes());
+    pos += head_len;
+    out.get_mut(pos..pos + parent.len())?
+        .copy_from_slice(parent);
+    pos += parent.len();
+    let (head, head_len) = uint_word(tokens.len() as u32);
+    let array_head = (head & !0xe0) | u64::from(MAJOR_ARRAY << 5);
+    out.get_mut(pos..pos + 8)?
+        .copy_from_slice(&array_head.to_le_bytes());
+    pos += head_len;
+    for &token in tokens {
+        let (word, len) = uint_word(token);
+        out.get_mut(pos..pos + 8)?
+            .copy_from_slice(&word.to_le_bytes());
+        pos += len;
+    }
+    *out.get_mut(pos)? = NULL;
+    Some(pos + 1)
+}
+
 /// A text string (the NONE_HASH seed).
 pub(super) fn write_text(buf: &mut Vec<u8>, text: &str) {
     write_head(buf, MAJOR_TEXT, text.len() as u64);

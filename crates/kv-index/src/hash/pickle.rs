@@ -84,6 +84,75 @@ pub(super) fn write_block(
     pickler.finish();
 }
 
+/// Most tokens [`write_plain_block`] takes.
+const PLAIN_BLOCK_MAX_TOKENS: usize = 64;
+/// Stack space [`write_plain_block`] needs (with slack for the last 8-byte window).
+pub(super) const PLAIN_BLOCK_MAX: usize =
+    2 + FRAME_HEADER_SIZE + 2 + 32 + 2 + PLAIN_BLOCK_MAX_TOKENS * 5 + 8 + 6;
+
+/// What [`write_block`] writes for a block without extra keys, a parent of at most 32
+/// bytes and at most 64 tokens below 2^31, written in one pass into `out`: one frame
+/// (`PROTO 5`, `FRAME n`, then `parent MEMOIZE`, the token tuple `MEMOIZE`, `NONE`,
+/// `TUPLE3 MEMOIZE STOP`). `None` for any other block. Returns the pre-image length.
+pub(super) fn write_plain_block(
+    out: &mut [u8; PLAIN_BLOCK_MAX],
+    parent: &[u8],
+    tokens: &[u32],
+) -> Option<usize> {
+    if parent.len() > 32
+        || tokens.len() > PLAIN_BLOCK_MAX_TOKENS
+        || tokens.iter().any(|&token| token > i32::MAX as u32)
+    {
+        return None;
+    }
+    out[0] = PROTO;
+    out[1] = 5;
+    let frame_start = 2;
+    let mut pos = frame_start + FRAME_HEADER_SIZE;
+    let mut put = |pos: &mut usize, bytes: &[u8]| -> Option<()> {
+        out.get_mut(*pos..*pos + bytes.len())?
+            .copy_from_slice(bytes);
+        *pos += bytes.len();
+        Some(())
+    };
+    put(&mut pos, &[SHORT_BINBYTES, parent.len() as u8])?;
+    put(&mut pos, parent)?;
+    put(&mut pos, &[MEMOIZE])?;
+    match tokens.len() {
+        0 => put(&mut pos, &[EMPTY_TUPLE])?,
+        n => {
+            if n > 3 {
+                put(&mut pos, &[MARK])?;
+            }
+            for &token in tokens {
+                let (word, len) = if token <= 0xff {
+                    (u64::from(BININT1) | u64::from(token) << 8, 2)
+                } else if token <= 0xffff {
+                    (u64::from(BININT2) | u64::from(token) << 8, 3)
+                } else {
+                    (u64::from(BININT) | u64::from(token) << 8, 5)
+                };
+                put(&mut pos, &word.to_le_bytes())?;
+                pos -= 8 - len;
+            }
+            let op = match n {
+                1 => TUPLE1,
+                2 => TUPLE2,
+                3 => TUPLE3,
+                _ => TUPLE,
+            };
+            put(&mut pos, &[op, MEMOIZE])?;
+        }
+    }
+    put(&mut pos, &[NONE, TUPLE3, MEMOIZE, STOP])?;
+    let frame_len = (pos - frame_start - FRAME_HEADER_SIZE) as u64;
+    let mut header = [FRAME, 0, 0, 0, 0, 0, 0, 0, 0];
+    header[1..].copy_from_slice(&frame_len.to_le_bytes());
+    out.get_mut(frame_start..frame_start + FRAME_HEADER_SIZE)?
+        .copy_from_slice(&header);
+    Some(pos)
+}
+
 /// `pickle.dumps(text, protocol=5)` (the NONE_HASH seed).
 pub(super) fn write_str_object(buf: &mut Vec<u8>, memo: &mut Memo, text: &str) {
     let mut pickler = Pickler::start(buf, memo);
