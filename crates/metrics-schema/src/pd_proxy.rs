@@ -8,8 +8,9 @@
 //!
 //! Phases of one request, all measured from when the proxy's handler starts:
 //! * prefill: the prefill leg's round trip ([`PREFILL_DURATION_SECONDS`]);
-//! * coordinator overhead: decode start minus prefill end, i.e. the proxy's own JSON work
-//!   between the legs ([`COORDINATOR_OVERHEAD_SECONDS`], tens of µs to tens of ms);
+//! * coordinator overhead: the proxy's own work for the request (parsing, building both legs),
+//!   i.e. decode start minus arrival with the waits on the client body and the prefill leg
+//!   taken out ([`COORDINATOR_OVERHEAD_SECONDS`], tens of µs);
 //! * true TTFT: until the first token byte of the decode response reaches the proxy
 //!   ([`TRUE_TTFT_SECONDS`]);
 //! * decode: the decode leg's full round trip, KV transfer and generation included
@@ -36,6 +37,9 @@ pub mod outcome {
     pub const DECODE_ONLY: &str = "decode_only";
     /// The prefill leg failed: connect error, timeout or non-2xx status.
     pub const PREFILL_ERROR: &str = "prefill_error";
+    /// The prefill leg failed and the decode engine prefilled the request itself
+    /// (`--prefill-fallback=local`).
+    pub const PREFILL_FALLBACK: &str = "prefill_fallback";
     /// The decode leg failed: connect error, timeout or non-2xx status.
     pub const DECODE_ERROR: &str = "decode_error";
     /// The proxy refused the request: bad body, or a prefill target outside the allow-list.
@@ -47,6 +51,7 @@ pub mod outcome {
         SUCCESS,
         DECODE_ONLY,
         PREFILL_ERROR,
+        PREFILL_FALLBACK,
         DECODE_ERROR,
         REJECTED,
         CLIENT_CANCELLED,
@@ -57,7 +62,7 @@ pub const REQUESTS_TOTAL: MetricDef = MetricDef {
     name: "llm_d_inference_scheduler_pd_proxy_requests_total",
     kind: Kind::Counter,
     unit: Unit::Requests,
-    help: "Requests handled by the P/D proxy, by connector and outcome (success, decode_only, prefill_error, decode_error, rejected or client_cancelled).",
+    help: "Requests handled by the P/D proxy, by connector and outcome (success, decode_only, prefill_error, prefill_fallback, decode_error, rejected or client_cancelled).",
     labels: &[labels::CONNECTOR, labels::OUTCOME],
     buckets: Buckets::None,
     origin: Origin::Ours,
@@ -83,7 +88,7 @@ pub const COORDINATOR_OVERHEAD_SECONDS: MetricDef = MetricDef {
     name: "llm_d_inference_scheduler_pd_proxy_coordinator_overhead_seconds",
     kind: Kind::Histogram,
     unit: Unit::Seconds,
-    help: "Time in seconds the proxy spends between the end of prefill and the start of decode.",
+    help: "Time in seconds the proxy spends on its own work for a request, waits on the client and the prefill leg excluded.",
     labels: &[labels::CONNECTOR],
     buckets: Buckets::Explicit(&[
         0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

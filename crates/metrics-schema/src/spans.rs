@@ -94,6 +94,8 @@ pub const PD_PROXY_REQUEST: SpanDef = SpanDef {
         &attrs::PD_PROXY_TRUE_TTFT_MS,
         &attrs::PD_PROXY_COORDINATOR_OVERHEAD_MS,
         &attrs::PD_PROXY_TOTAL_DURATION_MS,
+        &attrs::PD_PROXY_ERROR,
+        &attrs::PD_PROXY_OUTCOME,
     ],
     origin: LLM_D_V0_6,
 };

@@ -59,6 +59,8 @@ pub const ALL: &[&AttrDef] = &[
     &PD_PROXY_TRUE_TTFT_MS,
     &PD_PROXY_COORDINATOR_OVERHEAD_MS,
     &PD_PROXY_TOTAL_DURATION_MS,
+    &PD_PROXY_ERROR,
+    &PD_PROXY_OUTCOME,
 ];
 
 // OpenTelemetry semantic conventions.
@@ -345,7 +347,7 @@ pub const PD_PROXY_TRUE_TTFT_MS: AttrDef = AttrDef {
 pub const PD_PROXY_COORDINATOR_OVERHEAD_MS: AttrDef = AttrDef {
     key: "llm_d.pd_proxy.coordinator_overhead_ms",
     ty: AttrType::Float,
-    help: "Milliseconds between the end of prefill and the start of decode.",
+    help: "Milliseconds of the proxy's own work before decode starts, waits on the client and the prefill leg excluded.",
     origin: LLM_D_V0_6,
 };
 /// llm-d v0.6 `llm_d.pd_proxy.total_duration_ms`.
@@ -354,4 +356,18 @@ pub const PD_PROXY_TOTAL_DURATION_MS: AttrDef = AttrDef {
     ty: AttrType::Float,
     help: "Milliseconds from the proxy receiving the request to the last response byte.",
     origin: LLM_D_V0_6,
+};
+/// llm-d v0.6 `llm_d.pd_proxy.error` (upstream set only `ssrf_protection_denied`).
+pub const PD_PROXY_ERROR: AttrDef = AttrDef {
+    key: "llm_d.pd_proxy.error",
+    ty: AttrType::String,
+    help: "Why the proxy refused or failed the request, such as ssrf_protection_denied or prefill_timeout.",
+    origin: LLM_D_V0_6,
+};
+/// Ours: the `outcome` label value of the request, on its root span.
+pub const PD_PROXY_OUTCOME: AttrDef = AttrDef {
+    key: "llm_d.pd_proxy.outcome",
+    ty: AttrType::String,
+    help: "How the request ended, as the outcome label of the requests counter.",
+    origin: Origin::Ours,
 };
