@@ -1,0 +1,4 @@
+//! Integration tests: a real sidecar in front of real simulators on 127.0.0.1:0.
+
+mod pd;
+mod support;
