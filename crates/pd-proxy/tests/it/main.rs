@@ -2,3 +2,4 @@
 
 mod pd;
 mod support;
+mod traces;
