@@ -9,7 +9,8 @@
 //!    concurrent clients, tracing off.
 //!
 //! The simulators run with zero model time, so every microsecond measured is HTTP, JSON and
-//! scheduling on this machine. `PD_BENCH_SCALE` (default 1.0) scales the request counts.
+//! scheduling on this machine. `PD_BENCH_SCALE` (default 1.0) scales the request counts;
+//! under `cargo test` the bench runs as a smoke test at 1 % scale.
 
 use std::{
     collections::HashMap,
@@ -184,11 +185,13 @@ fn percentiles(values: &[u64]) -> (u64, u64) {
 
 #[allow(clippy::print_stdout)] // a benchmark reports on stdout
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not: a smoke run then.
+    let full = std::env::args().any(|arg| arg == "--bench");
     #[allow(clippy::disallowed_methods)] // a bench binary has no env.rs; one knob
     let scale: f64 = std::env::var("PD_BENCH_SCALE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+        .unwrap_or(if full { 1.0 } else { 0.01 });
     let n = |base: usize| ((base as f64 * scale) as usize).max(10);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
