@@ -67,6 +67,7 @@ impl Drop for Process {
     }
 }
 
+#[allow(clippy::print_stdout)] // the report is this command's output
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let config = StackConfig::parse(args)?;
     let root = project_root();
@@ -74,7 +75,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir)?;
 
     eprintln!("==> building release binaries (vllm-sim, load-gen)");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    // Cargo sets CARGO for the commands it runs, so the same toolchain builds the stack.
+    #[allow(clippy::disallowed_methods)]
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
         .current_dir(&root)
         .args([
             "build",
