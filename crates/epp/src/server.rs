@@ -585,10 +585,11 @@ fn usage_in_json(body: &[u8]) -> Option<(u64, u64)> {
 
 fn usage_in_sse(buffer: &[u8]) -> Option<(u64, u64)> {
     let text = std::str::from_utf8(buffer).ok()?;
+    // The usage chunk comes last, so search from the end.
     text.lines()
+        .rev()
         .filter_map(|line| line.strip_prefix("data: "))
         .filter(|data| data.contains("\"usage\""))
         .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
-        .filter_map(|value| usage_of(&value))
-        .last()
+        .find_map(|value| usage_of(&value))
 }

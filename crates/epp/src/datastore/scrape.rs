@@ -184,8 +184,11 @@ fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// One exposition sample: name, labels, value.
+type Sample<'a> = (&'a str, Vec<(String, String)>, f64);
+
 /// `name{k="v",...} value [timestamp]` → (name, labels, value).
-fn parse_sample(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<Sample<'_>> {
     let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
     let name = &line[..name_end];
     let mut rest = &line[name_end..];

@@ -83,6 +83,8 @@ pub enum Prompt {
 #[error("tokenizing the prompt: {0}")]
 pub struct TokenizeError(pub String);
 
+/// The prompt text and its token ids (or why it could not be tokenized), computed once.
+type TokenizedPrompt = (String, Result<Arc<[u32]>, TokenizeError>);
 /// One request as the scheduler sees it.
 #[derive(Debug)]
 pub struct InferenceRequest {
@@ -96,7 +98,7 @@ pub struct InferenceRequest {
     pub headers: BTreeMap<String, String>,
     /// Body size in bytes.
     pub body_bytes: usize,
-    tokens: OnceLock<(String, Result<Arc<[u32]>, TokenizeError>)>,
+    tokens: OnceLock<TokenizedPrompt>,
 }
 
 impl InferenceRequest {

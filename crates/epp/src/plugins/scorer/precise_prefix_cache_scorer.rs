@@ -394,7 +394,7 @@ impl Scorer for PrecisePrefixCacheScorer {
             self.index.score(&keys)
         };
         let by_pod: HashMap<&str, &kv_index::index::PodScore> =
-            pod_scores.iter().map(|pod| (&*pod.pod, pod)).collect();
+            pod_scores.iter().map(|pod| (pod.pod, pod)).collect();
         let mut matched = Vec::with_capacity(endpoints.len());
         let mut scores = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
