@@ -59,9 +59,10 @@ fn type_suffixes_match_roles() {
             roles.contains(&primary),
             "{plugin_type}: roles {roles:?} lack {primary}"
         );
-        assert_eq!(
+        assert!(
             plugin.typed_name().plugin_type == plugin_type || plugin_type == "by-label-selector",
-            true
+            "{plugin_type}: instance reports type {}",
+            plugin.typed_name().plugin_type
         );
     }
 }
