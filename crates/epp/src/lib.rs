@@ -16,6 +16,7 @@ pub mod request;
 pub mod scheduler;
 mod server;
 pub mod telemetry;
+pub mod token_cache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -136,6 +137,23 @@ fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, Error> {
     })
 }
 
+/// Accepted connections with Nagle off: ext_proc exchanges many small frames per request,
+/// and Nagle plus delayed ACKs would add ~40 ms to each (tonic sets `TCP_NODELAY` only on
+/// listeners it binds itself).
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted
+            && let Err(error) = stream.set_nodelay(true)
+        {
+            tracing::warn!(%error, "Setting TCP_NODELAY failed.");
+        }
+        accepted
+    })
+}
+
 /// Starts the EPP: plugins, discovery, scraping, and the three listeners.
 pub async fn spawn(config: Config) -> Result<Server, Error> {
     let registry = prometheus::Registry::new();
@@ -223,7 +241,7 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
     tasks.push(tokio::spawn(async move {
         if let Err(error) = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop)
+            .serve_with_incoming_shutdown(nodelay(grpc), stop)
             .await
         {
             tracing::error!(%error, "The ext_proc server failed.");

@@ -136,16 +136,22 @@ impl InferenceRequest {
     /// The prompt's token ids under `tokenizer`, computed once per request (the chat template
     /// rendered first, as vLLM does).
     pub fn tokens(&self, tokenizer: &Tokenizer) -> Result<Arc<[u32]>, TokenizeError> {
-        let (name, tokens) = self.tokens.get_or_init(|| {
-            (
-                tokenizer.name().to_owned(),
-                tokenize(&self.prompt, tokenizer),
-            )
-        });
-        if name == tokenizer.name() {
+        self.tokens_with(tokenizer.name(), |prompt| tokenize(prompt, tokenizer))
+    }
+
+    /// The prompt's tokens under the tokenizer called `name`, computed once by `encode`.
+    pub fn tokens_with(
+        &self,
+        name: &str,
+        encode: impl Fn(&Prompt) -> Result<Arc<[u32]>, TokenizeError>,
+    ) -> Result<Arc<[u32]>, TokenizeError> {
+        let (cached_name, tokens) = self
+            .tokens
+            .get_or_init(|| (name.to_owned(), encode(&self.prompt)));
+        if cached_name == name {
             tokens.clone()
         } else {
-            tokenize(&self.prompt, tokenizer)
+            encode(&self.prompt)
         }
     }
 }

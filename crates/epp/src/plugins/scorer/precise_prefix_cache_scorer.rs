@@ -20,6 +20,7 @@ use crate::framework::{
     Scorer, ScorerCategory, TypedName, registry::parameters,
 };
 use crate::telemetry::Metrics;
+use crate::token_cache::{self, TokenCache};
 
 /// llm-d's defaults.
 pub const DEFAULT_BLOCK_SIZE: usize = 16;
@@ -78,12 +79,12 @@ enum Keys {
 }
 
 struct Tokenizers {
-    default: Tokenizer,
-    by_model: BTreeMap<String, Tokenizer>,
+    default: TokenCache,
+    by_model: BTreeMap<String, TokenCache>,
 }
 
 impl Tokenizers {
-    fn for_model(&self, model: &str) -> &Tokenizer {
+    fn for_model(&self, model: &str) -> &TokenCache {
         self.by_model.get(model).unwrap_or(&self.default)
     }
 }
@@ -100,6 +101,8 @@ struct Parameters {
     hash_algo: Option<String>,
     /// Ours: a `tokenizer.json` (or model directory) for every model.
     tokenizer: Option<String>,
+    /// Ours: text chunks whose tokens are cached (0 turns the cache off).
+    token_cache_chunks: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -199,6 +202,16 @@ impl PrecisePrefixCacheScorer {
         value: serde_norway::Value,
         handle: &Handle,
     ) -> Result<Arc<dyn Plugin>, PluginError> {
+        Ok(Self::build(name, value, handle)?)
+    }
+
+    /// The factory with the concrete type, for callers that feed its index directly
+    /// (benchmarks, tools).
+    pub fn build(
+        name: &str,
+        value: serde_norway::Value,
+        handle: &Handle,
+    ) -> Result<Arc<PrecisePrefixCacheScorer>, PluginError> {
         let parameters: Parameters = parameters(value)?;
         let indexer = parameters.indexer_config.unwrap_or_default();
         let token_processor = parameters
@@ -260,16 +273,24 @@ impl PrecisePrefixCacheScorer {
             ref_count_duplicates: true,
             token_chain_seed,
         }));
+        let cache_chunks = parameters
+            .token_cache_chunks
+            .unwrap_or(token_cache::DEFAULT_CAPACITY);
         let mut tokenizers = Tokenizers {
-            default: match &parameters.tokenizer {
-                Some(path) => load_tokenizer(path)?,
-                None => handle.tokenizer.clone(),
-            },
+            default: TokenCache::new(
+                match &parameters.tokenizer {
+                    Some(path) => load_tokenizer(path)?,
+                    None => handle.tokenizer.clone(),
+                },
+                cache_chunks,
+            ),
             by_model: BTreeMap::new(),
         };
         if let Some(local) = indexer.tokenizers_pool_config.and_then(|pool| pool.local) {
             for (model, path) in local.model_tokenizer_map {
-                tokenizers.by_model.insert(model, load_tokenizer(&path)?);
+                tokenizers
+                    .by_model
+                    .insert(model, TokenCache::new(load_tokenizer(&path)?, cache_chunks));
             }
         }
         let events = parameters.kv_events_config.unwrap_or_default();
@@ -380,7 +401,10 @@ impl Scorer for PrecisePrefixCacheScorer {
     ) -> Vec<f64> {
         let mut span = cycle.start_span(&EPP_SCORER_PREFIX_CACHE);
         let tokenizer = self.tokenizers.for_model(&request.target_model);
-        let (keys, result) = match request.tokens(tokenizer) {
+        let tokens = request.tokens_with(tokenizer.tokenizer().name(), |prompt| {
+            tokenizer.encode_prompt(prompt)
+        });
+        let (keys, result) = match tokens {
             Ok(tokens) => (self.block_keys(&request.target_model, &tokens), None),
             Err(error) => {
                 tracing::warn!(request_id = %request.request_id, %error, "Tokenizing the prompt failed; prefix scores are zero.");
