@@ -6,6 +6,7 @@
 //! `tokenizer.json` (and optionally `tokenizer_config.json` holding the chat template) can be
 //! loaded instead. Chat requests are rendered through the model's Jinja chat template.
 
+mod cl100k;
 #[cfg(test)]
 mod tests;
 
@@ -65,7 +66,10 @@ struct Inner {
 }
 
 enum Vocab {
-    Embedded(&'static tiktoken_rs::CoreBPE),
+    Embedded {
+        fast: Box<cl100k::FastCl100k>,
+        reference: &'static tiktoken_rs::CoreBPE,
+    },
     HuggingFace(Box<tokenizers::Tokenizer>),
 }
 
@@ -80,10 +84,14 @@ impl Tokenizer {
             .get_or_init(|| {
                 let chat = chat_environment(DEFAULT_CHAT_TEMPLATE.to_owned())
                     .expect("the built-in chat template compiles");
+                let reference = tiktoken_rs::cl100k_base_singleton();
                 Tokenizer {
                     inner: Arc::new(Inner {
                         name: "cl100k_base".to_owned(),
-                        vocab: Vocab::Embedded(tiktoken_rs::cl100k_base_singleton()),
+                        vocab: Vocab::Embedded {
+                            fast: Box::new(cl100k::FastCl100k::new(reference)),
+                            reference,
+                        },
                         chat,
                         bos_token: String::new(),
                         eos_token: "<|endoftext|>".to_owned(),
@@ -142,7 +150,7 @@ impl Tokenizer {
     /// Token ids of `text`, with no special tokens added.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         match &self.inner.vocab {
-            Vocab::Embedded(bpe) => bpe.encode_ordinary(text),
+            Vocab::Embedded { fast, .. } => fast.encode(text),
             Vocab::HuggingFace(vocab) => match vocab.encode_fast(text, false) {
                 Ok(encoding) => encoding.get_ids().to_vec(),
                 // The HF encoder fails only on pathological input (e.g. truncation settings);
@@ -161,8 +169,8 @@ impl Tokenizer {
     /// does for partial characters.
     pub fn decode(&self, ids: &[u32]) -> Result<String, Error> {
         match &self.inner.vocab {
-            Vocab::Embedded(bpe) => {
-                let bytes = bpe
+            Vocab::Embedded { reference, .. } => {
+                let bytes = reference
                     .decode_bytes(ids)
                     .map_err(|err| Error::UnknownToken(err.token))?;
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -182,7 +190,7 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> u32 {
         match &self.inner.vocab {
             // cl100k_base: 100256 ordinary ranks; the specials sit above them.
-            Vocab::Embedded(_) => 100_256,
+            Vocab::Embedded { .. } => 100_256,
             Vocab::HuggingFace(vocab) => vocab.get_vocab_size(false) as u32,
         }
     }
