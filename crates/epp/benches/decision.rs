@@ -10,7 +10,8 @@
 //!   it, and through Envoy with the EPP choosing it; needs Envoy (`ENVOY_BIN` or
 //!   `scripts/install-tools.sh`), skipped with a message otherwise.
 //!
-//! `cargo bench -p epp --bench decision` (add `-- --quick` for fewer samples).
+//! `cargo bench -p epp --bench decision` (add `-- --quick` for fewer samples). Under
+//! `cargo test` (no `--bench` argument) it is a smoke test: a few samples of each case.
 
 #![allow(clippy::print_stdout, unreachable_pub)]
 
@@ -257,8 +258,16 @@ async fn envoy_overhead(samples: usize) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let samples = if quick { 200 } else { 1000 };
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a smoke test.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let quick = smoke || std::env::args().any(|a| a == "--quick");
+    let samples = if smoke {
+        4
+    } else if quick {
+        200
+    } else {
+        1000
+    };
     let handle = Handle {
         tokenizer: tokenizer::Tokenizer::embedded(),
         metrics: Arc::new(epp::telemetry::Metrics::unregistered()),
@@ -282,7 +291,7 @@ fn main() {
                 let times = measure(
                     &case,
                     if tokens == 32768 {
-                        samples / 4
+                        (samples / 4).max(1)
                     } else {
                         samples
                     },
@@ -313,7 +322,11 @@ fn main() {
     }
     let (case, _) = floor_case.expect("the 8k × 64 case ran");
     let case = Arc::new(case);
-    let window = Duration::from_secs(if quick { 1 } else { 3 });
+    let window = Duration::from_millis(match (smoke, quick) {
+        (true, _) => 100,
+        (false, true) => 1000,
+        (false, false) => 3000,
+    });
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let case = Arc::clone(&case);
@@ -338,5 +351,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(envoy_overhead(if quick { 200 } else { 1000 }));
+    runtime.block_on(envoy_overhead(if smoke {
+        4
+    } else if quick {
+        200
+    } else {
+        1000
+    }));
 }

@@ -41,11 +41,14 @@ fn options() -> Options {
             .and_then(|i| args.get(i + 1))
             .and_then(|v| v.parse::<f64>().ok())
     };
+    // `cargo bench` passes --bench; under `cargo test --all-targets` this is a smoke run.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let (seconds, rounds) = if smoke { (1.0, 1.0) } else { (10.0, 3.0) };
     Options {
-        seconds: value("--seconds").unwrap_or(10.0) as u64,
+        seconds: value("--seconds").unwrap_or(seconds) as u64,
         concurrency: value("--concurrency").unwrap_or(64.0) as u32,
         rate: value("--rate").unwrap_or(2000.0),
-        rounds: value("--rounds").unwrap_or(3.0).max(1.0) as u32,
+        rounds: value("--rounds").unwrap_or(rounds).max(1.0) as u32,
     }
 }
 
