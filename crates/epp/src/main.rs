@@ -2,6 +2,11 @@
 
 use epp::{Config, env::EnvError, env::ProcessEnv};
 
+// The allocator every binary of the stack runs with: glibc's malloc trims and re-faults
+// memory as thousands of connections come and go, which shows up in tail latency.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = match Config::parse(std::env::args_os(), &ProcessEnv) {
         Ok(config) => config,

@@ -14,6 +14,11 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use load_gen::{Config, ConsoleMode, Outputs, PromptSizes, Scenario, Workload};
 
+// The allocator every binary of the stack runs with: glibc's malloc trims and re-faults
+// memory as thousands of connections come and go, which shows up in tail latency.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Traffic generator for OpenAI-compatible servers (vLLM, the simulator, an llm-d gateway).
 #[derive(Debug, Parser)]
 #[command(name = "load-gen", version)]

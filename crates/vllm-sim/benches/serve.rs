@@ -3,9 +3,13 @@
 //! 1. Non-streaming requests/s with zero configured latency, against a bare axum server that
 //!    returns a same-sized completion body (the HTTP stack's ceiling on this machine).
 //! 2. Timing error of TTFT and ITL at 1,000 concurrent streams: how far the client-observed
-//!    first token and gaps land from the configured model.
+//!    first token and gaps land from the configured model. Each simulator first serves one
+//!    discarded round of the same shape (the process's first 1,000 streams touch fresh memory
+//!    and are reported separately as the cold round). A plain OS thread sleeping 1 ms beside
+//!    the run reports its worst oversleep: the host's own stalls, which no server can beat.
 //!
-//! Run: `cargo bench -p vllm-sim --bench serve` (add `-- --quick` for a short run).
+//! Run: `cargo bench -p vllm-sim --bench serve` (add `-- --quick` for a short run). Under
+//! `cargo test --all-targets` (no `--bench` argument) it is a short smoke run.
 
 use std::{
     sync::{
@@ -18,6 +22,10 @@ use std::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+// The allocator the `vllm-sim` binary runs with, so the in-process server measures the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
@@ -226,10 +234,74 @@ async fn streams(url: String, n: usize, tokens: usize) -> (Vec<f64>, Vec<f64>) {
     (ttfts, itls)
 }
 
+/// A thread that sleeps 1 ms at a time and keeps its worst oversleep, in ms: how long the host
+/// kept a runnable thread waiting while the benchmark ran.
+struct HostStallProbe {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl HostStallProbe {
+    fn start() -> HostStallProbe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                let mut worst = 0.0f64;
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    std::thread::sleep(Duration::from_millis(1));
+                    worst = worst.max(started.elapsed().as_secs_f64() * 1000.0 - 1.0);
+                }
+                worst
+            }
+        });
+        HostStallProbe { stop, thread }
+    }
+
+    fn worst_ms(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(f64::NAN)
+    }
+}
+
+/// Timing errors of one round against the configured prefill and ITL, as one report line.
+fn timing_line(
+    label: &str,
+    prefill_ms: f64,
+    itl_ms: f64,
+    mut ttfts: Vec<f64>,
+    mut itls: Vec<f64>,
+) -> String {
+    let mut ttft_err: Vec<f64> = ttfts.iter().map(|t| (t - prefill_ms).abs()).collect();
+    let mut itl_err: Vec<f64> = itls.iter().map(|t| (t - itl_ms).abs()).collect();
+    for v in [&mut ttfts, &mut itls, &mut ttft_err, &mut itl_err] {
+        v.sort_by(f64::total_cmp);
+    }
+    format!(
+        "    {label}: TTFT p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms); ITL p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms)",
+        percentile(&ttfts, 0.5),
+        percentile(&ttfts, 0.99),
+        percentile(&ttft_err, 0.5),
+        percentile(&ttft_err, 0.99),
+        percentile(&itls, 0.5),
+        percentile(&itls, 0.99),
+        percentile(&itl_err, 0.5),
+        percentile(&itl_err, 0.99),
+    )
+}
+
 #[allow(clippy::print_stdout)] // a benchmark reports on stdout
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
-    let duration = Duration::from_secs(if quick { 2 } else { 5 });
+    // `cargo bench` passes --bench; under `cargo test --all-targets` this is a smoke run.
+    let smoke = !std::env::args().any(|arg| arg == "--bench");
+    let quick = smoke || std::env::args().any(|arg| arg == "--quick");
+    let duration = Duration::from_millis(match (smoke, quick) {
+        (true, _) => 300,
+        (false, true) => 2000,
+        (false, false) => 5000,
+    });
+    let n_streams = if smoke { 50 } else { 1000 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -253,7 +325,7 @@ fn main() {
         // Token rate = streams / ITL: 10k, 20k and 50k tokens/s through one 2-core machine
         // that also runs the client.
         for itl_ms in [100.0, 50.0, 20.0] {
-            let (prefill_ms, tokens, n) = (50.0, (2000.0 / itl_ms) as usize + 10, 1000);
+            let (prefill_ms, tokens, n) = (50.0, (2000.0 / itl_ms) as usize + 10, n_streams);
             let server = sim(&[
                 "--prefill-overhead",
                 &prefill_ms.to_string(),
@@ -261,28 +333,20 @@ fn main() {
                 &itl_ms.to_string(),
             ])
             .await;
-            let (mut ttfts, mut itls) = streams(format!("{}/v1/completions", server.url()), n, tokens).await;
-            let mut ttft_err: Vec<f64> = ttfts.iter().map(|t| (t - prefill_ms).abs()).collect();
-            let mut itl_err: Vec<f64> = itls.iter().map(|t| (t - itl_ms).abs()).collect();
-            for v in [&mut ttfts, &mut itls, &mut ttft_err, &mut itl_err] {
-                v.sort_by(f64::total_cmp);
-            }
-            println!(
-                "{n} streams, prefill {prefill_ms} ms, ITL {itl_ms} ms: TTFT p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms); ITL p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms)",
-                percentile(&ttfts, 0.5),
-                percentile(&ttfts, 0.99),
-                percentile(&ttft_err, 0.5),
-                percentile(&ttft_err, 0.99),
-                percentile(&itls, 0.5),
-                percentile(&itls, 0.99),
-                percentile(&itl_err, 0.5),
-                percentile(&itl_err, 0.99),
-            );
+            let url = format!("{}/v1/completions", server.url());
+            println!("{n} streams, prefill {prefill_ms} ms, ITL {itl_ms} ms:");
+            let (ttfts, itls) = streams(url.clone(), n, tokens).await;
+            let label = if itl_ms == 100.0 { "cold round (discarded)" } else { "warm-up round (discarded)" };
+            println!("{}", timing_line(label, prefill_ms, itl_ms, ttfts, itls));
+            let probe = HostStallProbe::start();
+            let (ttfts, itls) = streams(url, n, tokens).await;
+            let host_stall_ms = probe.worst_ms();
+            println!("{}", timing_line("measured round", prefill_ms, itl_ms, ttfts, itls));
             let lateness_p99 =
                 scraped_quantile(&server.url(), "llm_d_sim_engine_timer_lateness_seconds", 0.99)
                     .await;
             println!(
-                "    engine timer lateness p99 {:.3} ms (the simulator's own clock)",
+                "    engine timer lateness p99 {:.3} ms (the simulator's own clock); host stall: worst 1 ms sleep overslept by {host_stall_ms:.2} ms",
                 lateness_p99 * 1000.0
             );
             server.shutdown().await.expect("shutdown");
