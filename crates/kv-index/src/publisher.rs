@@ -117,6 +117,9 @@ impl PublisherConfig {
 /// Counters of one publisher.
 #[derive(Debug, Default)]
 pub struct PublisherStats {
+    /// Batches accepted by [`PublisherHandle::publish`]; minus `published`, `dropped` and
+    /// `send_errors`, those still queued.
+    pub accepted: AtomicU64,
     /// Batches sent on the PUB socket.
     pub published: AtomicU64,
     /// Batches dropped because the queue was full or the thread had stopped.
@@ -222,9 +225,12 @@ impl PublisherHandle {
         let Some(sender) = &self.sender else {
             return false;
         };
+        // Counted before the send, so `accepted` is never behind what the thread publishes.
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         match sender.try_send(batch) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.accepted.fetch_sub(1, Ordering::Relaxed);
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }

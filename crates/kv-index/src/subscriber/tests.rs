@@ -85,7 +85,7 @@ impl Workload {
             self.live.clear();
         }
         KvEventBatch {
-            ts: 1.0,
+            ts: next_ts(),
             events,
             data_parallel_rank: None,
         }
@@ -99,26 +99,71 @@ fn config() -> IndexConfig {
     }
 }
 
-/// Publishes empty batches until the subscriber has applied everything the publisher sent
-/// (each one reveals any gap, which triggers a replay), or fails at the deadline.
+/// Batch timestamps that only grow, as an engine's clock does: the subscriber tells a restarted
+/// engine from a duplicate by a newer timestamp behind the expected sequence number.
+fn next_ts() -> f64 {
+    static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    1_700_000_000.0 + CLOCK.fetch_add(1, Ordering::Relaxed) as f64 / 1000.0
+}
+
+/// Waits until the publisher thread has sent every batch handed to it.
+fn drained(publisher: &PublisherHandle) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stats = publisher.stats();
+    while stats.published.load(Ordering::Relaxed) < stats.accepted.load(Ordering::Relaxed) {
+        assert!(
+            Instant::now() < deadline,
+            "publisher never drained its queue"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Publishes empty batches until the subscriber has applied everything handed to the
+/// publisher (each one reveals any gap, which triggers a replay), or fails at the deadline.
+/// Caught up means the publisher thread has sent every accepted batch and the subscriber has
+/// applied the last of them: the thread's own `published` count alone can lag behind what
+/// the test queued, which once let this return with hundreds of batches still in flight.
 fn sync(publisher: &PublisherHandle, subscriber: &SubscriberHandle, pod: &str) {
+    let caught_up = || {
+        let stats = publisher.stats();
+        let accepted = stats.accepted.load(Ordering::Relaxed);
+        let sent = stats.published.load(Ordering::Relaxed);
+        accepted > 0 && sent == accepted && subscriber.applied_seq(pod) == Some(sent - 1)
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         assert!(Instant::now() < deadline, "subscriber never caught up");
-        let sent = publisher.stats().published.load(Ordering::Relaxed);
-        if sent > 0 && subscriber.applied_seq(pod) == Some(sent - 1) {
+        if caught_up() {
             return;
         }
-        assert!(publisher.publish(KvEventBatch::default()));
+        assert!(publisher.publish(KvEventBatch {
+            ts: next_ts(),
+            ..KvEventBatch::default()
+        }));
         let poll_until = Instant::now() + Duration::from_millis(50);
         while Instant::now() < poll_until {
-            let sent = publisher.stats().published.load(Ordering::Relaxed);
-            if sent > 0 && subscriber.applied_seq(pod) == Some(sent - 1) {
+            if caught_up() {
                 return;
             }
             std::thread::yield_now();
         }
     }
+}
+
+fn describe(stats: &SubscriberStats) -> String {
+    let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    format!(
+        "batches {} gaps {} stale {} restarts {} replays {} (failed {}, skipped {}) replayed batches {}",
+        get(&stats.batches),
+        get(&stats.gaps),
+        get(&stats.stale),
+        get(&stats.restarts),
+        get(&stats.replays),
+        get(&stats.replays_failed),
+        get(&stats.replays_skipped),
+        get(&stats.replayed_batches),
+    )
 }
 
 #[test]
@@ -146,6 +191,7 @@ fn loopback_index_equals_what_was_published_and_survives_a_dropped_subscriber() 
         reference.apply_batch(POD, "test-model", &batch);
         assert!(publisher.publish(batch));
     }
+    drained(&publisher);
     let subscriber =
         Subscriber::start(subscriber_config.clone(), Arc::clone(&index), None).unwrap();
     for _ in 0..300 {
@@ -155,7 +201,13 @@ fn loopback_index_equals_what_was_published_and_survives_a_dropped_subscriber() 
     }
     sync(&publisher, &subscriber, POD);
     assert!(!reference.is_empty());
-    assert_eq!(index.pod_entries(POD), reference.pod_entries(POD));
+    let stats = subscriber.stats();
+    assert_eq!(
+        index.pod_entries(POD),
+        reference.pod_entries(POD),
+        "{}",
+        describe(stats)
+    );
     assert!(subscriber.stats().replays.load(Ordering::Relaxed) >= 1);
     assert_eq!(subscriber.stats().events_dropped.load(Ordering::Relaxed), 0);
 
@@ -167,6 +219,8 @@ fn loopback_index_equals_what_was_published_and_survives_a_dropped_subscriber() 
         reference.apply_batch(POD, "test-model", &batch);
         assert!(publisher.publish(batch));
     }
+    // Sent while no subscriber listens: only a replay can recover them.
+    drained(&publisher);
     assert_ne!(index.pod_entries(POD), reference.pod_entries(POD));
     subscriber_config.resume = resume;
     let subscriber = Subscriber::start(subscriber_config, Arc::clone(&index), None).unwrap();
@@ -175,13 +229,14 @@ fn loopback_index_equals_what_was_published_and_survives_a_dropped_subscriber() 
     assert_eq!(
         index.pod_entries(POD),
         reference.pod_entries(POD),
-        "replays {} failed {} skipped {} replayed batches {}",
-        stats.replays.load(Ordering::Relaxed),
-        stats.replays_failed.load(Ordering::Relaxed),
-        stats.replays_skipped.load(Ordering::Relaxed),
-        stats.replayed_batches.load(Ordering::Relaxed),
+        "{}",
+        describe(stats)
     );
-    assert!(stats.replayed_batches.load(Ordering::Relaxed) >= 200);
+    assert!(
+        stats.replayed_batches.load(Ordering::Relaxed) >= 200,
+        "{}",
+        describe(stats)
+    );
 }
 
 /// Central mode: the subscriber binds, publishers connect. A second publisher for the same
