@@ -210,6 +210,12 @@ pub const PATTERN: Label = Label {
     help: "Load generator arrival pattern, such as constant, poisson or burst.",
 };
 
+/// `resource`: the Kubernetes resource a watcher follows.
+pub const RESOURCE: Label = Label {
+    name: "resource",
+    help: "Kubernetes resource a watcher follows, such as pods or inferencepools.",
+};
+
 /// Every label name.
 pub const ALL: &[&Label] = &[
     &MODEL_NAME,
@@ -249,4 +255,5 @@ pub const ALL: &[&Label] = &[
     &CONNECTOR,
     &OUTCOME,
     &PATTERN,
+    &RESOURCE,
 ];

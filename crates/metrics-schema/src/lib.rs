@@ -10,6 +10,7 @@ pub mod kv_index;
 pub mod labels;
 pub mod load_gen;
 pub mod pd_proxy;
+pub mod pool;
 pub mod sim;
 pub mod spans;
 pub mod vllm;
@@ -25,6 +26,7 @@ pub const MODULES: &[(&str, &[&MetricDef])] = &[
     ("epp", epp::ALL),
     ("pd_proxy", pd_proxy::ALL),
     ("kv_index", kv_index::ALL),
+    ("pool", pool::ALL),
     ("load_gen", load_gen::ALL),
     ("sim", sim::ALL),
 ];

@@ -10,6 +10,7 @@ const OURS_PREFIX: &[(&str, &str)] = &[
     ("epp", "llm_d_epp_"),
     ("pd_proxy", "llm_d_inference_scheduler_pd_proxy_"),
     ("kv_index", "llm_d_"),
+    ("pool", "llm_d_pool_"),
     ("load_gen", "llm_d_load_gen_"),
     ("sim", "llm_d_sim_"),
     ("vllm", "vllm:"),

@@ -1,0 +1,9 @@
+//! Test harness shared by the stack's crates, used as a dev-dependency only.
+//!
+//! * [`kube_api`]: an in-process Kubernetes API server for list and watch. No kube-apiserver
+//!   binary ships in any package registry this project can install from, so the watchers are
+//!   tested against this server speaking the same HTTP protocol (lists with a
+//!   `resourceVersion`, newline-delimited watch events, field selectors), and against its
+//!   outages.
+
+pub mod kube_api;
