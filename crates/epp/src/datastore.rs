@@ -47,6 +47,8 @@ pub struct Datastore {
     snapshot: RwLock<Arc<[Arc<Endpoint>]>>,
     listeners: Mutex<Vec<RemovalListener>>,
     synced: std::sync::atomic::AtomicBool,
+    /// Discovery has delivered its first endpoint set (always, for a static list).
+    discovered: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -67,6 +69,7 @@ impl Datastore {
             snapshot: RwLock::new(Arc::from(Vec::new())),
             listeners: Mutex::new(Vec::new()),
             synced: std::sync::atomic::AtomicBool::new(false),
+            discovered: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -106,7 +109,14 @@ impl Datastore {
     /// True once discovery has delivered the endpoint set and (with scraping) the first
     /// scrape round has run: the `readiness` health service.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(std::sync::atomic::Ordering::Acquire)
+        self.discovered.load(std::sync::atomic::Ordering::Acquire)
+            && self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether discovery has listed the pool once (a watcher sets it).
+    pub fn set_discovered(&self, discovered: bool) {
+        self.discovered
+            .store(discovered, std::sync::atomic::Ordering::Release);
     }
 
     pub fn mark_synced(&self) {

@@ -174,6 +174,19 @@ pub struct Config {
     pub tokenizer: Option<PathBuf>,
     pub max_request_body_bytes: usize,
     pub telemetry: TelemetryConfig,
+    /// The Kubernetes client for InferencePool discovery; `None` builds one the standard way
+    /// (in-cluster service account, or `KUBECONFIG`) when the pool is watched.
+    pub kube_client: Option<KubeClient>,
+}
+
+/// A Kubernetes client handed in by the caller (tests, embedding programs).
+#[derive(Clone)]
+pub struct KubeClient(pub kube::Client);
+
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KubeClient")
+    }
 }
 
 /// Errors of the flags and environment, all reported together.
@@ -306,6 +319,7 @@ impl Config {
             tokenizer: args.tokenizer,
             max_request_body_bytes: args.max_request_body_bytes,
             telemetry,
+            kube_client: None,
         })
     }
 }

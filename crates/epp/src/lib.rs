@@ -61,8 +61,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("InferencePool discovery is not available in this build; use --endpoint")]
-    Discovery,
+    #[error("InferencePool {pool}")]
+    Pool {
+        pool: String,
+        #[source]
+        source: inference_pool::SpecError,
+    },
+    #[error("Kubernetes client for InferencePool discovery (in-cluster or KUBECONFIG)")]
+    Kube(#[source] kube::Error),
+    #[error("pool watch metrics")]
+    PoolMetrics(#[source] prometheus::Error),
 }
 
 /// A running EPP.
@@ -154,6 +162,34 @@ fn nodelay(
     })
 }
 
+/// Feeds the pool's endpoints into the datastore as they change. Ranks beyond the first
+/// port are named `<pod>-rank-<n>`, so each data-parallel rank is its own endpoint.
+async fn follow_pool(watch: inference_pool::PoolWatch, datastore: Arc<Datastore>) {
+    let mut states = watch.receiver();
+    loop {
+        let state = Arc::clone(&states.borrow_and_update());
+        let specs = state
+            .endpoints
+            .iter()
+            .map(|endpoint| datastore::EndpointSpec {
+                name: if endpoint.rank == 0 {
+                    endpoint.pod.clone()
+                } else {
+                    format!("{}-rank-{}", endpoint.pod, endpoint.rank)
+                },
+                namespace: endpoint.namespace.clone(),
+                address: endpoint.address.clone(),
+                labels: endpoint.labels.clone(),
+            })
+            .collect();
+        datastore.set_endpoints(specs);
+        datastore.set_discovered(state.synced);
+        if states.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Starts the EPP: plugins, discovery, scraping, and the three listeners.
 pub async fn spawn(config: Config) -> Result<Server, Error> {
     let registry = prometheus::Registry::new();
@@ -199,7 +235,30 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
                 datastore.mark_synced();
             }
         }
-        Discovery::InferencePool { .. } => return Err(Error::Discovery),
+        Discovery::InferencePool {
+            name,
+            namespace,
+            group,
+        } => {
+            let pool = inference_pool::PoolRef::new(namespace, name, group).map_err(|source| {
+                Error::Pool {
+                    pool: format!("{namespace}/{name}"),
+                    source,
+                }
+            })?;
+            let client = match &config.kube_client {
+                Some(client) => client.0.clone(),
+                None => kube::Client::try_default().await.map_err(Error::Kube)?,
+            };
+            let watch_metrics =
+                inference_pool::WatchMetrics::register(&registry).map_err(Error::PoolMetrics)?;
+            datastore.set_discovered(false);
+            let watch = inference_pool::watch(client, pool, Some(watch_metrics));
+            tasks.push(tokio::spawn(follow_pool(watch, Arc::clone(&datastore))));
+            if scraping.is_none() {
+                datastore.mark_synced();
+            }
+        }
     }
     if let Some(interval) = scraping {
         let scrape_config = datastore::scrape::ScrapeConfig {

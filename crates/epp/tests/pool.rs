@@ -1,0 +1,164 @@
+//! InferencePool discovery: the EPP follows a pool and its pods through a Kubernetes API
+//! server on loopback (`test_support::kube_api`) and routes only to ready pods of the pool.
+//! The two simulated pods share the pool's target port on two loopback addresses, as two pods
+//! share it on two pod IPs.
+
+#[path = "support/topology.rs"]
+mod topology;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::kube_api::{KubeApi, inference_pools, pods};
+use topology::{MODEL, PATIENCE, Routed, completion, free_port, metric_sum, route, scrape};
+
+const NS: &str = "llm-d";
+
+fn pool_object(port: u16) -> Value {
+    json!({
+        "apiVersion": "inference.networking.k8s.io/v1",
+        "kind": "InferencePool",
+        "metadata": {"name": "sim-pool", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "sim"}},
+            "targetPorts": [{"number": port}],
+            "endpointPickerRef": {"name": "epp", "port": {"number": 9002}},
+        },
+    })
+}
+
+fn pod_object(name: &str, ip: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "sim", "llm-d.ai/role": "decode"}},
+        "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+    })
+}
+
+async fn sim(host: &str, port: u16) -> vllm_sim::Server {
+    let args = [
+        "vllm-sim",
+        "--model",
+        MODEL,
+        "--host",
+        host,
+        "--port",
+        &port.to_string(),
+    ];
+    vllm_sim::spawn(vllm_sim::Config::from_args(args).expect("simulator flags"))
+        .await
+        .expect("the simulator starts")
+}
+
+async fn routed_set(epp: &epp::Server, n: usize) -> BTreeSet<String> {
+    let mut went = BTreeSet::new();
+    for question in 0..n {
+        match route(
+            epp.addr(),
+            "/v1/completions",
+            &completion(&format!("q{question}")),
+            None,
+        )
+        .await
+        {
+            Routed::To(destination) => {
+                went.insert(destination);
+            }
+            refused => panic!("request {question} was refused: {refused:?}"),
+        }
+    }
+    went
+}
+
+async fn wait_candidates(epp: &epp::Server, expected: &[&str]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut now: Vec<String> = epp
+            .datastore()
+            .candidates()
+            .iter()
+            .map(|e| e.address.clone())
+            .collect();
+        now.sort();
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "candidates {now:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_epp_routes_to_the_ready_pods_of_its_pool() {
+    let port = free_port();
+    let (a, b) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
+    let sims = [sim("127.0.0.1", port).await, sim("127.0.0.2", port).await];
+
+    let api = KubeApi::start().await;
+    api.apply(
+        &inference_pools(NS, "inference.networking.k8s.io", "v1"),
+        pool_object(port),
+    );
+    api.apply(&pods(NS), pod_object("decode-a", "127.0.0.1", true));
+    api.apply(&pods(NS), pod_object("decode-b", "127.0.0.2", true));
+    api.apply(&pods(NS), pod_object("decode-c", "127.0.0.3", false));
+
+    let args = [
+        "epp",
+        "--host",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--grpc-health-port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--refresh-metrics-interval",
+        "50ms",
+        "--pool-name",
+        "sim-pool",
+        "--pool-namespace",
+        NS,
+        "--config-text",
+        "plugins:\n- type: random-picker\n",
+    ];
+    let mut config = epp::Config::parse(args, &epp::env::TestEnv(HashMap::new())).expect("flags");
+    config.kube_client = Some(epp::env::KubeClient(api.client()));
+    let epp = epp::spawn(config).await.expect("the EPP starts");
+
+    wait_candidates(&epp, &[&a, &b]).await;
+    let went = routed_set(&epp, 24).await;
+    assert_eq!(
+        went,
+        [a.clone(), b.clone()].into(),
+        "both ready pods get traffic"
+    );
+    let metrics = scrape(&format!("http://{}/metrics", epp.metrics_addr())).await;
+    assert_eq!(metric_sum(&metrics, "llm_d_pool_selected_endpoints"), 2.0);
+    assert!(metric_sum(&metrics, "llm_d_pool_watch_events_total") >= 6.0);
+
+    // decode-b stops being ready: it leaves the candidates and gets nothing more.
+    api.apply(&pods(NS), pod_object("decode-b", "127.0.0.2", false));
+    wait_candidates(&epp, &[&a]).await;
+    assert_eq!(routed_set(&epp, 8).await, [a.clone()].into());
+
+    // The pool disappears: nothing fits, so the gateway gets the EPP's 503.
+    api.delete(
+        &inference_pools(NS, "inference.networking.k8s.io", "v1"),
+        "sim-pool",
+    );
+    wait_candidates(&epp, &[]).await;
+    match route(epp.addr(), "/v1/completions", &completion("q"), None).await {
+        Routed::Refused { status, .. } => assert_eq!(status, 503),
+        routed => panic!("expected a 503, got {routed:?}"),
+    }
+    epp.shutdown().await;
+    for sim in sims {
+        let _ = sim.shutdown().await;
+    }
+}
