@@ -3,9 +3,9 @@
 //! arbitrary address.
 //!
 //! Entries are `host` (any port, as upstream's pool allow-list) or `host:port` (that port
-//! only). They come from `--allowed-prefill-hosts`/`PD_PROXY_ALLOWED_PREFILL_HOSTS` and from a
-//! pool file (one endpoint per line, `#` comments), re-read when its contents change; a
-//! Kubernetes deployment mounts the pool's endpoints there, and the local stack writes it.
+//! only). They come from `--allowed-prefill-hosts`/`PD_PROXY_ALLOWED_PREFILL_HOSTS`, from a
+//! pool file (one endpoint per line, `#` comments) re-read when its contents change, and from
+//! the watched `InferencePool` (`--inference-pool`): the IPs of its ready pods, as upstream.
 //! Secure by default: protection on and no entries means no prefill target is allowed.
 
 #[cfg(test)]
@@ -66,6 +66,10 @@ impl Entries {
 pub struct AllowList {
     enabled: bool,
     static_lines: Vec<String>,
+    /// The pool file's contents.
+    file: RwLock<String>,
+    /// The watched InferencePool's pod IPs (any port, as upstream).
+    pool_hosts: RwLock<Vec<String>>,
     entries: RwLock<Entries>,
 }
 
@@ -76,6 +80,8 @@ impl AllowList {
         let list = AllowList {
             enabled: config.enabled,
             static_lines: config.allowed_hosts.clone(),
+            file: RwLock::new(String::new()),
+            pool_hosts: RwLock::new(Vec::new()),
             entries: RwLock::new(Entries::default()),
         };
         let file = config.pool_file.as_ref().map(read_pool_file);
@@ -84,11 +90,25 @@ impl AllowList {
     }
 
     fn replace(&self, pool_file: Option<&str>) -> usize {
+        *self.file.write() = pool_file.unwrap_or_default().to_owned();
+        self.rebuild()
+    }
+
+    /// Replaces the hosts learned from the InferencePool; returns the entry count.
+    pub fn set_pool_hosts(&self, hosts: Vec<String>) -> usize {
+        *self.pool_hosts.write() = hosts;
+        self.rebuild()
+    }
+
+    fn rebuild(&self) -> usize {
+        let file = self.file.read();
+        let pool_hosts = self.pool_hosts.read();
         let lines = self
             .static_lines
             .iter()
             .map(String::as_str)
-            .chain(pool_file.into_iter().flat_map(str::lines));
+            .chain(file.lines())
+            .chain(pool_hosts.iter().map(String::as_str));
         let entries = Entries::from_lines(lines);
         let len = entries.len();
         *self.entries.write() = entries;

@@ -209,8 +209,9 @@ pub struct SsrfConfig {
     /// The pool's endpoints, re-read every `pool_refresh`.
     pub pool_file: Option<PathBuf>,
     pub pool_refresh: Duration,
-    /// The InferencePool named by flags or environment (reported; not watched).
-    pub inference_pool: Option<String>,
+    /// The InferencePool named by flags or environment: with protection on, its ready pods'
+    /// IPs join the allow-list as they change.
+    pub inference_pool: Option<inference_pool::PoolRef>,
 }
 
 /// The sidecar's typed configuration.
@@ -236,6 +237,19 @@ pub struct Config {
     /// `--tracing`: spans are exported only with this and an OTLP endpoint.
     pub tracing: bool,
     pub telemetry: telemetry::TelemetryConfig,
+    /// The Kubernetes client for watching the pool; `None` builds one the standard way
+    /// (in-cluster service account, or `KUBECONFIG`).
+    pub kube_client: Option<KubeClient>,
+}
+
+/// A Kubernetes client handed in by the caller (tests, embedding programs).
+#[derive(Clone)]
+pub struct KubeClient(pub kube::Client);
+
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KubeClient")
+    }
 }
 
 impl Config {
@@ -330,7 +344,16 @@ impl Config {
                     None => name,
                 })
             })
-            .or(env.inference_pool);
+            .or(env.inference_pool)
+            .map(|text| {
+                inference_pool::PoolRef::parse(
+                    &text,
+                    inference_pool::spec::DEFAULT_NAMESPACE,
+                    &args.pool_group,
+                )
+                .map_err(|error| invalid("inference-pool", &error.to_string()))
+            })
+            .transpose()?;
         let metrics_addr = args.metrics_addr.or_else(|| {
             (args.metrics_port != 0).then(|| SocketAddr::new(args.host, args.metrics_port))
         });
@@ -365,6 +388,7 @@ impl Config {
             metrics_addr,
             tracing: args.tracing,
             telemetry,
+            kube_client: None,
         })
     }
 }

@@ -45,6 +45,12 @@ pub enum Error {
     Tracing(#[from] ::telemetry::Error),
     #[error("server")]
     Serve(#[source] std::io::Error),
+    #[error("Kubernetes client for watching InferencePool {pool} (in-cluster or KUBECONFIG)")]
+    Kube {
+        pool: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// A running sidecar.
@@ -119,6 +125,20 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
     if let Some(path) = &config.ssrf.pool_file {
         background.push(allowlist.watch(path.clone(), config.ssrf.pool_refresh));
     }
+    if let (true, Some(pool)) = (config.ssrf.enabled, &config.ssrf.inference_pool) {
+        let client = match &config.kube_client {
+            Some(client) => client.0.clone(),
+            None => kube::Client::try_default()
+                .await
+                .map_err(|source| Error::Kube {
+                    pool: pool.to_string(),
+                    source,
+                })?,
+        };
+        let watch_metrics = inference_pool::WatchMetrics::register(&metrics.registry)?;
+        let watch = inference_pool::watch(client, pool.clone(), Some(watch_metrics));
+        background.push(tokio::spawn(follow_pool(watch, Arc::clone(&allowlist))));
+    }
     let proxy = Arc::new(proxy::Proxy {
         client: proxy::client(&config),
         allowlist,
@@ -189,16 +209,39 @@ pub async fn run(config: Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// Keeps the allow-list's pool part equal to the IPs of the pool's ready pods.
+async fn follow_pool(watch: inference_pool::PoolWatch, allowlist: Arc<allowlist::AllowList>) {
+    let mut states = watch.receiver();
+    loop {
+        let state = Arc::clone(&states.borrow_and_update());
+        let mut hosts: Vec<String> = state.endpoints.iter().map(|e| e.ip.clone()).collect();
+        hosts.dedup();
+        let entries = allowlist.set_pool_hosts(hosts);
+        tracing::debug!(
+            entries,
+            pods = state.endpoints.len(),
+            "Prefill allow-list follows the InferencePool."
+        );
+        if states.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 fn log_allowlist(config: &Config, allowlist: &allowlist::AllowList) {
     if !allowlist.enabled() {
         tracing::warn!(
             "SSRF protection is off (--enable-ssrf-protection=false): any client can make this sidecar call any host:port as a prefill target."
         );
-    } else if allowlist.is_empty() && config.ssrf.pool_file.is_none() {
+    } else if allowlist.is_empty()
+        && config.ssrf.pool_file.is_none()
+        && config.ssrf.inference_pool.is_none()
+    {
         tracing::error!(
-            inference_pool = config.ssrf.inference_pool.as_deref().unwrap_or(""),
-            "No prefill target is allowed: SSRF protection is on but there is no allow-list (--allowed-prefill-hosts) and no pool to learn it from (--pool-file); every request naming a prefill pod is refused with 403. InferencePool watching is not built in."
+            "No prefill target is allowed: SSRF protection is on but there is no allow-list (--allowed-prefill-hosts) and no pool to learn it from (--inference-pool, --pool-file); every request naming a prefill pod is refused with 403."
         );
+    } else if let Some(pool) = &config.ssrf.inference_pool {
+        tracing::info!(pool = %pool, static_entries = allowlist.len(), "Prefill allow-list follows the InferencePool's ready pods.");
     } else {
         tracing::info!(entries = allowlist.len(), "Prefill allow-list loaded.");
     }

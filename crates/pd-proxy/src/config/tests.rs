@@ -92,7 +92,14 @@ fn topology_comes_from_flags_and_environment() {
         config.ssrf.pool_file.as_deref(),
         Some(std::path::Path::new("/etc/pool"))
     );
-    assert_eq!(config.ssrf.inference_pool.as_deref(), Some("llm-d/pool"));
+    assert_eq!(
+        config
+            .ssrf
+            .inference_pool
+            .map(|pool| pool.to_string())
+            .as_deref(),
+        Some("llm-d/pool")
+    );
     assert_eq!(config.metrics_addr.unwrap().to_string(), "0.0.0.0:9090");
     assert!(config.prefiller_sampling);
     assert_eq!(config.prefill_timeout, Duration::from_millis(1500));
@@ -105,7 +112,14 @@ fn topology_comes_from_flags_and_environment() {
         ],
     )
     .unwrap();
-    assert_eq!(from_env.ssrf.inference_pool.as_deref(), Some("ns/p"));
+    assert_eq!(
+        from_env
+            .ssrf
+            .inference_pool
+            .map(|pool| pool.to_string())
+            .as_deref(),
+        Some("ns/p")
+    );
     assert!(from_env.prefiller_sampling);
 }
 
@@ -122,6 +136,12 @@ fn unsupported_or_bad_settings_fail_naming_the_flag() {
         (&["--prefiller-use-tls"], &[], "enable-tls"),
         (&["--enable-tls", "decoder"], &[], "enable-tls"),
         (&["--prefill-fallback", "maybe"], &[], "prefill-fallback"),
+        (&["--inference-pool", "Not/A Pool"], &[], "inference-pool"),
+        (
+            &["--inference-pool", "p", "--pool-group", "example.com"],
+            &[],
+            "inference-pool",
+        ),
         (
             &["--prefill-timeout", "soon"],
             &[],

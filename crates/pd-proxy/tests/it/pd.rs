@@ -387,3 +387,68 @@ async fn a_decode_engine_that_dies_mid_stream_ends_with_an_error_event() {
     .await;
     proxy.shutdown().await;
 }
+
+/// With `--inference-pool`, the allow-list is the pool's ready pods, followed through the
+/// Kubernetes API (`test_support::kube_api` on loopback): a pod that stops being ready stops
+/// being a prefill target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allow_list_follows_the_inference_pool() {
+    use test_support::kube_api::{KubeApi, inference_pools, pods};
+    let prefill = sim(Some(PRODUCER), &[]).await;
+    let decode = sim(Some(CONSUMER), &[]).await;
+    let api = KubeApi::start().await;
+    let pod = |ready: bool| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "prefill-0", "namespace": "llm-d", "labels": {"llm-d.ai/role": "prefill"}},
+            "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        })
+    };
+    api.apply(
+        &inference_pools("llm-d", "inference.networking.k8s.io", "v1"),
+        json!({
+            "apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+            "metadata": {"name": "pool", "namespace": "llm-d"},
+            "spec": {"selector": {"matchLabels": {"llm-d.ai/role": "prefill"}}, "targetPorts": [{"number": 8000}]},
+        }),
+    );
+    api.apply(&pods("llm-d"), pod(true));
+    let port = decode.addr().port().to_string();
+    let args = [
+        "pd-proxy",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--vllm-port",
+        &port,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--inference-pool",
+        "llm-d/pool",
+    ];
+    let mut config = pd_proxy::Config::parse(args, &pd_proxy::env::TestEnv::from_pairs(&[]))
+        .expect("valid sidecar flags");
+    config.kube_client = Some(pd_proxy::config::KubeClient(api.client()));
+    let proxy = pd_proxy::spawn(config).await.expect("sidecar starts");
+
+    let url = format!("{}/v1/completions", proxy.url());
+    let body = json!({"prompt": "Prefill where the pool says.", "max_tokens": 2});
+    // Any port of a pool pod's IP is allowed, as upstream.
+    let header = [("x-prefiller-host-port", prefill.addr().to_string())];
+    eventually("the pool's pod to be allowed", || async {
+        post(&url, &body, &header).await.0 == 200
+    })
+    .await;
+    api.apply(&pods("llm-d"), pod(false));
+    eventually("the unready pod to be refused", || async {
+        post(&url, &body, &header).await.0 == 403
+    })
+    .await;
+    let metrics = scrape_sidecar(&proxy).await;
+    assert!(metrics.sum("llm_d_pool_watch_events_total", &[]) >= 4.0);
+    assert_eq!(metrics.sum("llm_d_pool_selected_endpoints", &[]), 0.0);
+    proxy.shutdown().await;
+    prefill.shutdown().await.unwrap();
+    decode.shutdown().await.unwrap();
+}
