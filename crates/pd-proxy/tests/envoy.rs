@@ -385,43 +385,56 @@ async fn envoy_epp_sidecar_and_simulators_as_in_the_demo() {
     let envoy = Envoy::start(epp.addr(), otlp_addr).await;
     let url = format!("http://127.0.0.1:{}/v1/completions", envoy.gateway);
 
-    // Streamed requests through the whole path; the client measures TTFT.
+    // Streamed requests through the whole path; the client measures TTFT. One keep-alive
+    // client, as a real one; the first request only warms the path up (Envoy creates the
+    // original-destination host and its connection pool on first use, ~50 ms here) and is
+    // left out of the comparison by reading the sidecar's histogram after it.
     const N: usize = 6;
     let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let gateway_client = client();
+    let streamed = |i: usize| {
+        let gateway_client = gateway_client.clone();
+        let url = url.clone();
+        async move {
+            let traceparent = format!("00-{trace_id}-00f067aa0ba902b{i}-01");
+            let start = Instant::now();
+            let response = gateway_client
+                .post(&url)
+                .header("traceparent", traceparent)
+                .json(&json!({"model": "test-model", "prompt": format!("Request {i} through the gateway, prefilled elsewhere."),
+                              "max_tokens": 5, "stream": true}))
+                .send()
+                .await
+                .expect("Envoy answers");
+            assert_eq!(response.status(), 200);
+            let mut chunks = response.bytes_stream();
+            let mut ttft = None;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.expect("chunk");
+                if ttft.is_none()
+                    && std::str::from_utf8(&chunk)
+                        .unwrap_or_default()
+                        .contains("\"text\":\"")
+                {
+                    ttft = Some(start.elapsed());
+                }
+            }
+            ttft.expect("a token").as_secs_f64()
+        }
+    };
+    let sidecar_metrics_url = format!("http://{}/metrics", sidecar.metrics_addr().unwrap());
+    streamed(N).await;
+    let warm_true_ttft = metric(
+        &scrape(&sidecar_metrics_url).await,
+        "llm_d_inference_scheduler_pd_proxy_true_ttft_seconds_sum",
+        None,
+    );
     let mut client_ttft = 0.0;
     for i in 0..N {
-        let traceparent = format!("00-{trace_id}-00f067aa0ba902b{i}-01");
-        let start = Instant::now();
-        let response = client()
-            .post(&url)
-            .header("traceparent", traceparent)
-            .json(&json!({"model": "test-model", "prompt": format!("Request {i} through the gateway, prefilled elsewhere."),
-                          "max_tokens": 5, "stream": true}))
-            .send()
-            .await
-            .expect("Envoy answers");
-        assert_eq!(response.status(), 200);
-        let mut chunks = response.bytes_stream();
-        let mut ttft = None;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.expect("chunk");
-            if ttft.is_none()
-                && std::str::from_utf8(&chunk)
-                    .unwrap_or_default()
-                    .contains("\"text\":\"")
-            {
-                ttft = Some(start.elapsed());
-            }
-        }
-        let ttft = ttft.expect("a token").as_secs_f64();
-        client_ttft += ttft;
+        client_ttft += streamed(i).await;
     }
 
-    let sidecar_metrics = scrape(&format!(
-        "http://{}/metrics",
-        sidecar.metrics_addr().unwrap()
-    ))
-    .await;
+    let sidecar_metrics = scrape(&sidecar_metrics_url).await;
     let decode_metrics = scrape(&format!("{}/metrics", decode.url())).await;
     let successes = metric(
         &sidecar_metrics,
@@ -429,12 +442,13 @@ async fn envoy_epp_sidecar_and_simulators_as_in_the_demo() {
         Some("outcome=\"success\""),
     );
     assert_eq!(
-        successes, N as f64,
+        successes,
+        (N + 1) as f64,
         "every request was disaggregated by the EPP"
     );
     assert_eq!(
         metric(&decode_metrics, "vllm:nixl_xfer_time_seconds_count", None),
-        N as f64,
+        (N + 1) as f64,
         "one KV pull per P/D request"
     );
     assert_eq!(
@@ -452,18 +466,19 @@ async fn envoy_epp_sidecar_and_simulators_as_in_the_demo() {
             0.0
         );
     }
-    let true_ttft = metric(
+    let all_true_ttft = metric(
         &sidecar_metrics,
         "llm_d_inference_scheduler_pd_proxy_true_ttft_seconds_sum",
         None,
     );
-    // The client's TTFT also holds the gateway's part (Envoy and the EPP's ext_proc exchange
-    // before the sidecar sees the request, 25-45 ms per request here in debug builds); the
-    // sidecar's figure starts at its own arrival and must never exceed what the client saw.
-    // (Sidecar versus client without a gateway in between: within 10 ms, tests/it/pd.rs.)
+    let true_ttft = all_true_ttft - warm_true_ttft;
+    // The client's TTFT also holds the gateway's part: Envoy and the EPP's ext_proc exchange
+    // before the sidecar sees the request (4-6 ms per request in these debug builds, about
+    // 1 ms in release: the EPP's decision benchmark). The sidecar's figure starts at its own
+    // arrival, so it is at most what the client saw and within a few ms of it.
     let gap = (client_ttft - true_ttft) / N as f64;
     assert!(
-        (0.0..0.100).contains(&gap),
+        (0.0..0.012).contains(&gap),
         "client {client_ttft:.4} s, sidecar {true_ttft:.4} s: {gap:.4} s per request through Envoy and the EPP"
     );
     let decode_ttft = metric(
@@ -476,11 +491,11 @@ async fn envoy_epp_sidecar_and_simulators_as_in_the_demo() {
         "llm_d_inference_scheduler_pd_proxy_prefill_duration_seconds_sum",
         None,
     );
-    assert!(prefill_legs >= 0.025 * N as f64);
-    let beyond = (true_ttft - decode_ttft - prefill_legs) / N as f64;
+    assert!(prefill_legs >= 0.025 * (N + 1) as f64);
+    let beyond = (all_true_ttft - decode_ttft - prefill_legs) / (N + 1) as f64;
     assert!(
         (0.0..0.010).contains(&beyond),
-        "true TTFT {true_ttft:.4} s = decode TTFT {decode_ttft:.4} s + prefill {prefill_legs:.4} s + {beyond:.4} s each"
+        "true TTFT {all_true_ttft:.4} s = decode TTFT {decode_ttft:.4} s + prefill {prefill_legs:.4} s + {beyond:.4} s each"
     );
 
     // An injected prefill failure: a clear vLLM-shaped error and a counted failure.
