@@ -19,7 +19,8 @@ use anyhow::bail;
 const USAGE: &str = "usage:
   cargo xtask codegen [docs|dashboards|all] [--check]
   cargo xtask tidy
-  cargo xtask stack [--pods N] [--workers N] [--minutes M] [--pause-scale F]";
+  cargo xtask stack [--decode N] [--prefill N] [--workers N] [--minutes M] [--pause-scale F]
+                    [--pd-threshold BYTES]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,38 +1,48 @@
-//! `cargo xtask stack`: the main job. Builds the release binaries, starts simulated vLLM pods
-//! on free loopback ports, drives each with `load-gen pd-concurrent`, and prints the client's
-//! summary beside what each pod measured itself (from its `/metrics`).
+//! `cargo xtask stack`: the main job. Builds the release binaries, starts the P/D stack on
+//! free loopback ports (Envoy → EPP → pd-proxy → prefill and decode simulators, every hop
+//! tracing to an OTLP receiver here), drives it through the gateway with
+//! `load-gen pd-concurrent`, and prints the client's summary beside what every component
+//! measured: where requests went and why, and where their time went.
 
-use std::{
-    collections::BTreeMap,
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod otlp;
+mod report;
+mod topology;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::project_root;
 
-const USAGE: &str =
-    "usage: cargo xtask stack [--pods N] [--workers N] [--minutes M] [--pause-scale F]";
+const USAGE: &str = "usage: cargo xtask stack [--decode N] [--prefill N] [--workers N] [--minutes M] [--pause-scale F] [--pd-threshold BYTES]";
 
 /// Knobs of the local stack.
 #[derive(Debug, Clone, PartialEq)]
-struct StackConfig {
-    pods: usize,
+pub(crate) struct StackConfig {
+    /// Decode pods, each behind a sidecar.
+    pub(crate) decode: usize,
+    /// Prefill pods.
+    pub(crate) prefill: usize,
     workers: u32,
     minutes: f64,
     pause_scale: f64,
+    /// The P/D profile handler's threshold: prompts whose uncached part on the chosen decode
+    /// pod is shorter (in bytes) are prefilled there, without a prefill leg. 0 always
+    /// disaggregates, as the upstream guide's "ALWAYS DO PD".
+    pub(crate) pd_threshold: u64,
 }
 
 impl StackConfig {
     fn parse(args: &[String]) -> anyhow::Result<StackConfig> {
         let mut config = StackConfig {
-            pods: 2,
+            decode: 2,
+            prefill: 2,
             workers: 6,
             minutes: 0.5,
             pause_scale: 0.25,
+            pd_threshold: 512,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -40,30 +50,22 @@ impl StackConfig {
                 .next()
                 .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
             match flag.as_str() {
-                "--pods" => config.pods = value.parse().context("--pods")?,
+                "--decode" => config.decode = value.parse().context("--decode")?,
+                "--prefill" => config.prefill = value.parse().context("--prefill")?,
                 "--workers" => config.workers = value.parse().context("--workers")?,
                 "--minutes" => config.minutes = value.parse().context("--minutes")?,
                 "--pause-scale" => config.pause_scale = value.parse().context("--pause-scale")?,
+                "--pd-threshold" => {
+                    config.pd_threshold = value.parse().context("--pd-threshold")?
+                }
                 other => bail!("unknown flag {other}\n{USAGE}"),
             }
         }
-        if config.pods == 0 || config.workers == 0 || config.minutes <= 0.0 {
-            bail!("--pods, --workers and --minutes must be positive\n{USAGE}");
+        if config.decode == 0 || config.prefill == 0 || config.workers == 0 || config.minutes <= 0.0
+        {
+            bail!("--decode, --prefill, --workers and --minutes must be positive\n{USAGE}");
         }
         Ok(config)
-    }
-}
-
-/// A child process killed when dropped, so an early error leaves nothing running.
-struct Process {
-    name: String,
-    child: Child,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -74,20 +76,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let out_dir = root.join("target").join("stack");
     std::fs::create_dir_all(&out_dir)?;
 
-    eprintln!("==> building release binaries (vllm-sim, load-gen)");
+    eprintln!("==> building release binaries (vllm-sim, load-gen, epp, pd-proxy)");
     // Cargo sets CARGO for the commands it runs, so the same toolchain builds the stack.
     #[allow(clippy::disallowed_methods)]
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
+        .args(["build", "--release", "--quiet"])
         .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "vllm-sim",
-            "-p",
-            "load-gen",
+            "-p", "vllm-sim", "-p", "load-gen", "-p", "epp", "-p", "pd-proxy",
         ])
         .status()
         .context("running cargo build")?;
@@ -95,206 +92,155 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("cargo build failed");
     }
     let bin = |name: &str| root.join("target").join("release").join(name);
+    let bins = topology::Binaries {
+        vllm_sim: bin("vllm-sim"),
+        load_gen: bin("load-gen"),
+        epp: bin("epp"),
+        pd_proxy: bin("pd-proxy"),
+        envoy: envoy_binary(&root)?,
+    };
 
-    let mut pods = Vec::new();
-    for index in 0..config.pods {
-        let port = free_port()?;
-        let name = format!("decode-{index}");
-        let log = std::fs::File::create(out_dir.join(format!("{name}.log")))?;
-        let child = Command::new(bin("vllm-sim"))
-            .args(["--model", "sim-model", "--port", &port.to_string()])
-            .args(["--max-num-seqs", "32", "--enable-prompt-tokens-details"])
-            .args([
-                "--prefill-overhead",
-                "15",
-                "--prefill-time-per-token",
-                "0.02",
-            ])
-            .args([
-                "--inter-token-latency",
-                "8",
-                "--inter-token-latency-std-dev",
-                "1",
-            ])
-            .env("POD_NAME", &name)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        pods.push((Process { name, child }, addr));
-    }
-    for (process, addr) in &mut pods {
-        wait_healthy(process, *addr)?;
-        eprintln!("==> {} serving on http://{addr}", process.name);
-    }
-
+    let sink = otlp::Sink::start()?;
     eprintln!(
-        "==> driving each pod with load-gen pd-concurrent {} {} (pause scale {})",
-        config.workers, config.minutes, config.pause_scale
+        "==> starting {} prefill and {} decode pods (each behind pd-proxy), the EPP and Envoy; traces to {}",
+        config.prefill,
+        config.decode,
+        sink.addr()
     );
-    let mut generators = Vec::new();
-    for (process, addr) in &pods {
-        let summary = out_dir.join(format!("{}-summary.json", process.name));
-        let html = out_dir.join(format!("{}-report.html", process.name));
-        let child = Command::new(bin("load-gen"))
-            .args([
-                "pd-concurrent",
-                &config.workers.to_string(),
-                &config.minutes.to_string(),
-            ])
-            .args([
-                "--pause-scale",
-                &config.pause_scale.to_string(),
-                "--no-request-lines",
-            ])
-            .args([
-                "--endpoint",
-                &format!("http://{addr}/v1"),
-                "--model",
-                "sim-model",
-                "--plain",
-            ])
-            .arg("--summary-json")
-            .arg(&summary)
-            .arg("--html")
-            .arg(&html)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting load-gen")?;
-        generators.push((process.name.clone(), child, summary, html));
+    let mut stack = topology::Stack::start(&config, &bins, &out_dir, &sink.base_url())?;
+    for pod in &stack.prefill {
+        eprintln!("    {:<10} vLLM {}", pod.process.name, pod.addr);
     }
-    for (name, child, _summary, _html) in generators {
-        let output = child.wait_with_output().context("waiting for load-gen")?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        println!("\n===== {name}: what the client saw (load-gen) =====\n{text}");
-        if !output.status.success() {
-            bail!("load-gen against {name} failed");
-        }
-    }
-
-    println!("\n===== what each pod measured itself (/metrics) =====");
-    println!(
-        "{:<10} {:>8} {:>12} {:>12} {:>10} {:>10} {:>11}",
-        "pod", "requests", "prompt tok", "output tok", "hit rate", "TTFT avg", "queue avg"
-    );
-    for (process, addr) in &pods {
-        let metrics = scrape(*addr)?;
-        let get = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
-        let requests = get("vllm:e2e_request_latency_seconds_count");
-        let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
-        println!(
-            "{:<10} {:>8.0} {:>12.0} {:>12.0} {:>9.1}% {:>8.1}ms {:>9.1}ms",
-            process.name,
-            requests,
-            get("vllm:prompt_tokens_total"),
-            get("vllm:generation_tokens_total"),
-            100.0
-                * ratio(
-                    get("vllm:prefix_cache_hits_total"),
-                    get("vllm:prefix_cache_queries_total")
-                ),
-            1000.0
-                * ratio(
-                    get("vllm:time_to_first_token_seconds_sum"),
-                    get("vllm:time_to_first_token_seconds_count")
-                ),
-            1000.0
-                * ratio(
-                    get("vllm:request_queue_time_seconds_sum"),
-                    get("vllm:request_queue_time_seconds_count")
-                ),
+    for pod in &stack.decode {
+        eprintln!(
+            "    {:<10} vLLM {}, sidecar {} (metrics {})",
+            pod.engine.process.name, pod.engine.addr, pod.sidecar_addr, pod.sidecar_metrics
         );
     }
-    println!("\nlogs: {}", out_dir.display());
-    Ok(())
-}
+    eprintln!(
+        "    EPP metrics http://{}/metrics, Envoy admin http://{}",
+        stack.epp_metrics, stack.envoy_admin
+    );
+    eprintln!("==> gateway http://{}/v1", stack.gateway);
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_healthy(process: &mut Process, addr: SocketAddr) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = process.child.try_wait()? {
+    eprintln!(
+        "==> driving the gateway with load-gen pd-concurrent {} {} (pause scale {})",
+        config.workers, config.minutes, config.pause_scale
+    );
+    let summary = out_dir.join("summary.json");
+    let html = out_dir.join("report.html");
+    let records = out_dir.join("requests.jsonl");
+    let output = Command::new(&bins.load_gen)
+        .args([
+            "pd-concurrent",
+            &config.workers.to_string(),
+            &config.minutes.to_string(),
+        ])
+        .args([
+            "--pause-scale",
+            &config.pause_scale.to_string(),
+            "--no-request-lines",
+        ])
+        .args(["--endpoint", &format!("http://{}/v1", stack.gateway)])
+        .args(["--model", topology::MODEL, "--plain"])
+        .arg("--summary-json")
+        .arg(&summary)
+        .arg("--html")
+        .arg(&html)
+        .arg("--json-lines")
+        .arg(&records)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running load-gen")?;
+    println!(
+        "\n===== what the client saw through the gateway (load-gen) =====\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    if !output.status.success() {
+        bail!("load-gen failed ({})", output.status);
+    }
+    for process in stack.processes() {
+        if let Some(status) = process.exited() {
             bail!(
-                "{} exited with {status} before becoming healthy",
+                "{} exited during the run with {status}; see target/stack/{}.log",
+                process.name,
                 process.name
             );
         }
-        if http_get(addr, "/health").is_ok_and(|(status, _)| status == 200) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{} did not become healthy within 30 s", process.name)
+    print!("{}", report::metrics_section(&stack));
+    // Exporters batch spans (every 5 s by default): wait for the traces before joining.
+    let spans = settle(&sink, &records, Duration::from_secs(30));
+    print!(
+        "{}",
+        report::trace_section(&spans, &records, sink.rejected())
+    );
+    println!(
+        "\nreports and logs: {} (summary.json, report.html, requests.jsonl, one log per process)",
+        out_dir.display()
+    );
+    Ok(())
 }
 
-/// A minimal HTTP/1.1 GET; the stack's own endpoints answer plain bodies.
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .context("malformed status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// Sums every sample of each metric name (across label sets) from `/metrics`.
-fn scrape(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, f64>> {
-    let (_, body) = http_get(addr, "/metrics")?;
-    Ok(sum_samples(&body))
-}
-
-fn sum_samples(exposition: &str) -> BTreeMap<String, f64> {
-    let mut sums = BTreeMap::new();
-    for line in exposition.lines().filter(|line| !line.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let name = series.split('{').next().unwrap_or(series);
-        if let Ok(value) = value.parse::<f64>() {
-            *sums.entry(name.to_owned()).or_insert(0.0) += value;
+/// The spans once every successful request's trace has its engine span, or once nothing new
+/// has arrived for longer than an exporter's batch interval (5 s by default), or at
+/// `patience`.
+fn settle(sink: &otlp::Sink, records: &Path, patience: Duration) -> Vec<otlp::SpanRecord> {
+    let wanted: std::collections::HashSet<String> = std::fs::read_to_string(records)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["failure"].is_null())
+        .filter_map(|record| record["trace_id"].as_str().map(str::to_owned))
+        .collect();
+    let deadline = Instant::now() + patience;
+    let quiet = Duration::from_secs(6);
+    let (mut seen, mut last_change) = (0, Instant::now());
+    loop {
+        let spans = sink.spans();
+        let traced: std::collections::HashSet<&str> = spans
+            .iter()
+            .filter(|span| span.name == metrics_schema::spans::VLLM_LLM_REQUEST.name)
+            .map(|span| span.trace_id.as_str())
+            .collect();
+        if spans.len() != seen {
+            (seen, last_change) = (spans.len(), Instant::now());
         }
+        let done = wanted.iter().all(|trace| traced.contains(trace.as_str()));
+        if done || last_change.elapsed() > quiet || Instant::now() >= deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    sums
+}
+
+/// Envoy from `ENVOY_BIN` or the project's tools folder, installed there when missing.
+fn envoy_binary(root: &Path) -> anyhow::Result<PathBuf> {
+    #[allow(clippy::disallowed_methods)] // xtask reads its one override directly
+    if let Ok(path) = std::env::var("ENVOY_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let find = || {
+        let lib = root.join(".tools/envoy-venv/lib");
+        std::fs::read_dir(lib).ok()?.flatten().find_map(|python| {
+            let binary = python.path().join("site-packages/envoy/_bin/envoy");
+            binary.is_file().then_some(binary)
+        })
+    };
+    if let Some(binary) = find() {
+        return Ok(binary);
+    }
+    eprintln!("==> Envoy not found; installing it into .tools/ (scripts/install-tools.sh envoy)");
+    let status = Command::new(root.join("scripts/install-tools.sh"))
+        .arg("envoy")
+        .status()
+        .context("running scripts/install-tools.sh")?;
+    if !status.success() {
+        bail!("installing Envoy failed; set ENVOY_BIN to an Envoy binary");
+    }
+    find().context("Envoy is still missing after scripts/install-tools.sh envoy")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_parse_and_bad_ones_are_named() {
-        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let config = StackConfig::parse(&args("--pods 3 --minutes 0.1")).unwrap();
-        assert_eq!((config.pods, config.minutes, config.workers), (3, 0.1, 6));
-        let err = StackConfig::parse(&args("--pod 3"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("unknown flag --pod"), "{err}");
-        assert!(StackConfig::parse(&args("--pods 0")).is_err());
-    }
-
-    #[test]
-    fn samples_are_summed_across_label_sets() {
-        let sums =
-            sum_samples("# TYPE x counter\nx{a=\"1\"} 2\nx{a=\"2\"} 3.5\ny 1\nbad line here x\n");
-        assert_eq!(sums["x"], 5.5);
-        assert_eq!(sums["y"], 1.0);
-    }
-}
+mod tests;
