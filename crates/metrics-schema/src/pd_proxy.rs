@@ -27,6 +27,7 @@ pub const ALL: &[&MetricDef] = &[
     &PREFILL_DURATION_SECONDS,
     &DECODE_DURATION_SECONDS,
     &TOTAL_DURATION_SECONDS,
+    &TLS_HANDSHAKE_FAILURES_TOTAL,
 ];
 
 /// Values of the `outcome` label of [`REQUESTS_TOTAL`].
@@ -136,6 +137,20 @@ pub const TOTAL_DURATION_SECONDS: MetricDef = MetricDef {
     buckets: Buckets::Explicit(&[
         0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0, 300.0,
     ]),
+    origin: Origin::Ours,
+    stability: Stability::Beta,
+    deprecated_alias: None,
+};
+
+/// Client connections whose TLS handshake failed (`--secure-proxy`): a plain-HTTP client, an
+/// untrusted certificate, a scanner.
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: MetricDef = MetricDef {
+    name: "llm_d_inference_scheduler_pd_proxy_tls_handshake_failures_total",
+    kind: Kind::Counter,
+    unit: Unit::Count,
+    help: "Client connections to the P/D proxy whose TLS handshake failed or timed out.",
+    labels: &[labels::CONNECTOR],
+    buckets: Buckets::None,
     origin: Origin::Ours,
     stability: Stability::Beta,
     deprecated_alias: None,

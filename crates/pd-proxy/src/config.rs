@@ -85,7 +85,8 @@ pub struct Args {
     /// Chunked decode; only 0 (off) is supported.
     #[arg(long, default_value_t = 0)]
     pub decode_chunk_size: u32,
-    /// Serve TLS on the listen port (not built in; must be false).
+    /// Serve TLS on the listen port (self-signed unless --cert-path). Upstream defaults to
+    /// true; the modelservice chart renders it explicitly, and ours defaults to false.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
     pub secure_proxy: bool,
     /// Directory with tls.crt/tls.key for --secure-proxy.
@@ -199,6 +200,53 @@ pub enum PrefillFallback {
     Local,
 }
 
+/// TLS on the listen port and to each upstream stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// `--secure-proxy`: TLS on the listen port.
+    pub serve: ServeTls,
+    /// TLS to the prefill pods named by the header.
+    pub prefiller: UpstreamTls,
+    /// TLS to the local decode vLLM.
+    pub decoder: UpstreamTls,
+}
+
+/// How the listen port serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeTls {
+    /// Plain HTTP.
+    Off,
+    /// TLS with a certificate generated at start-up (upstream's default without `--cert-path`).
+    SelfSigned,
+    /// TLS with `tls.crt` and `tls.key` from this directory (a mounted Secret).
+    Files(PathBuf),
+}
+
+/// How one upstream stage is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTls {
+    /// Plain HTTP.
+    Off,
+    /// HTTPS, the certificate checked against the system's roots.
+    Verified,
+    /// HTTPS without checking the certificate (`--tls-insecure-skip-verify`), as clusters
+    /// with self-signed engine certificates run it.
+    Unverified,
+}
+
+/// The stage names upstream's `--enable-tls` takes.
+pub const PREFILLER: &str = "prefiller";
+pub const DECODER: &str = "decoder";
+
+fn tls_stage(stage: &str) -> Result<&'static str, String> {
+    match stage.trim() {
+        PREFILLER => Ok(PREFILLER),
+        DECODER => Ok(DECODER),
+        "encoder" => Err("the encoder stage is not supported (no encode connector)".to_owned()),
+        other => Err(format!("{other:?} is not a stage (prefiller, decoder)")),
+    }
+}
+
 /// Where prefill targets may point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SsrfConfig {
@@ -223,6 +271,7 @@ pub struct Config {
     pub decoder: String,
     pub connector: Connector,
     pub ssrf: SsrfConfig,
+    pub tls: TlsConfig,
     /// Random choice among several prefill hosts.
     pub prefiller_sampling: bool,
     pub prefill_timeout: Duration,
@@ -296,31 +345,43 @@ impl Config {
                 "chunked decode is not supported",
             ));
         }
-        if args.secure_proxy {
-            return Err(invalid(
-                "secure-proxy",
-                "TLS serving is not built in; run with --secure-proxy=false (as the modelservice chart renders it)",
-            ));
-        }
-        let tls_stages: Vec<&str> = args
+        let mut enabled = std::collections::BTreeSet::new();
+        for stage in args
             .enable_tls
             .iter()
-            .chain(&args.tls_insecure_skip_verify)
             .map(String::as_str)
-            .chain(args.prefiller_use_tls.then_some("prefiller"))
-            .chain(args.decoder_use_tls.then_some("decoder"))
-            .chain(
-                args.prefiller_tls_insecure_skip_verify
-                    .then_some("prefiller"),
-            )
-            .chain(args.decoder_tls_insecure_skip_verify.then_some("decoder"))
-            .collect();
-        if let Some(stage) = tls_stages.first() {
-            return Err(invalid(
-                "enable-tls",
-                &format!("TLS to the {stage} is not built in; upstreams are plain HTTP"),
-            ));
+            .chain(args.prefiller_use_tls.then_some(PREFILLER))
+            .chain(args.decoder_use_tls.then_some(DECODER))
+        {
+            enabled.insert(tls_stage(stage).map_err(|reason| invalid("enable-tls", &reason))?);
         }
+        let mut unverified = std::collections::BTreeSet::new();
+        for stage in args
+            .tls_insecure_skip_verify
+            .iter()
+            .map(String::as_str)
+            .chain(args.prefiller_tls_insecure_skip_verify.then_some(PREFILLER))
+            .chain(args.decoder_tls_insecure_skip_verify.then_some(DECODER))
+        {
+            unverified.insert(
+                tls_stage(stage).map_err(|reason| invalid("tls-insecure-skip-verify", &reason))?,
+            );
+        }
+        let upstream_tls =
+            |stage: &'static str| match (enabled.contains(stage), unverified.contains(stage)) {
+                (false, _) => UpstreamTls::Off,
+                (true, false) => UpstreamTls::Verified,
+                (true, true) => UpstreamTls::Unverified,
+            };
+        let tls = TlsConfig {
+            serve: match (args.secure_proxy, &args.cert_path) {
+                (false, _) => ServeTls::Off,
+                (true, None) => ServeTls::SelfSigned,
+                (true, Some(dir)) => ServeTls::Files(dir.clone()),
+            },
+            prefiller: upstream_tls(PREFILLER),
+            decoder: upstream_tls(DECODER),
+        };
         let prefill_fallback = match args.prefill_fallback.as_str() {
             "error" => PrefillFallback::Error,
             "local" => PrefillFallback::Local,
@@ -374,6 +435,7 @@ impl Config {
                 pool_refresh: args.pool_refresh_interval,
                 inference_pool,
             },
+            tls,
             prefiller_sampling: args
                 .enable_prefiller_sampling
                 .or(env.prefiller_sampling)

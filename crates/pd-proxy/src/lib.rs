@@ -18,6 +18,7 @@ pub mod connector;
 pub mod env;
 mod proxy;
 mod telemetry;
+pub mod tls;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -29,6 +30,8 @@ pub use proxy::{PREFILL_HEADER, prefill_targets};
 
 /// How long shutdown waits for in-flight responses.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+/// A client that has not finished its TLS handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors that stop a sidecar from starting.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub enum Error {
     Tracing(#[from] ::telemetry::Error),
     #[error("server")]
     Serve(#[source] std::io::Error),
+    #[error("TLS")]
+    Tls(#[from] tls::TlsError),
     #[error("Kubernetes client for watching InferencePool {pool} (in-cluster or KUBECONFIG)")]
     Kube {
         pool: String,
@@ -57,6 +62,8 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    /// The listen port serves TLS.
+    tls: bool,
     metrics_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     /// Listeners: they end on `shutdown`.
@@ -72,9 +79,10 @@ impl Server {
         self.addr
     }
 
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` with `--secure-proxy`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Where the sidecar's own `/metrics` is served, when it is.
@@ -139,8 +147,10 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
         let watch = inference_pool::watch(client, pool.clone(), Some(watch_metrics));
         background.push(tokio::spawn(follow_pool(watch, Arc::clone(&allowlist))));
     }
+    let server_tls = tls::server_config(&config.tls.serve)?.map(tokio_rustls::TlsAcceptor::from);
     let proxy = Arc::new(proxy::Proxy {
-        client: proxy::client(&config),
+        prefiller: proxy::Upstream::new(config.tls.prefiller, config.max_idle_conns_per_host)?,
+        decoder_upstream: proxy::Upstream::new(config.tls.decoder, config.max_idle_conns_per_host)?,
         allowlist,
         metrics: metrics.clone(),
         tracing: tracing.clone(),
@@ -166,22 +176,31 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
                 let metrics = metrics.clone();
                 async move { Ok::<_, Infallible>(serve_metrics(&metrics, &request)) }
             };
-            tasks.push(tokio::spawn(serve(metrics_listener, service, stop.clone())));
+            tasks.push(tokio::spawn(serve(
+                metrics_listener,
+                service,
+                None,
+                stop.clone(),
+            )));
             tracing::info!(addr = %bound, "Sidecar metrics listening.");
             Some(bound)
         }
         None => None,
     };
     let service = move |request: Request<Incoming>| proxy.clone().handle(request);
-    tasks.push(tokio::spawn(serve(listener, service, stop)));
+    let handshake_failures = metrics.tls_handshake_failures.clone();
+    let listen_tls = server_tls.map(|acceptor| (acceptor, handshake_failures));
+    tasks.push(tokio::spawn(serve(listener, service, listen_tls, stop)));
     tracing::info!(
         %addr,
         decoder = %config.decoder,
         connector = config.connector.as_str(),
+        tls = ?config.tls,
         "P/D sidecar listening."
     );
     Ok(Server {
         addr,
+        tls: config.tls.serve != config::ServeTls::Off,
         metrics_addr,
         shutdown: Some(shutdown),
         tasks,
@@ -278,10 +297,15 @@ fn serve_metrics(
     response
 }
 
-/// Accepts HTTP/1.1 connections until `stop` turns true, then drains them.
+/// Accepts HTTP/1.1 connections (over TLS when `tls` is set) until `stop` turns true, then
+/// drains them. A failed handshake is counted and closes only that connection.
 async fn serve<S, F>(
     listener: tokio::net::TcpListener,
     service: S,
+    tls: Option<(
+        tokio_rustls::TlsAcceptor,
+        prometheus::core::GenericCounter<prometheus::core::AtomicF64>,
+    )>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     S: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
@@ -303,10 +327,34 @@ async fn serve<S, F>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let connection = builder.serve_connection(TokioIo::new(stream), service_fn(service.clone()));
-                let connection = graceful.watch(connection);
+                let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    let served = match tls {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service_fn(service));
+                            watcher.watch(connection).await
+                        }
+                        Some((acceptor, failures)) => {
+                            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                            let stream = match handshake {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    failures.inc();
+                                    tracing::debug!(%error, "TLS handshake failed.");
+                                    return;
+                                }
+                                Err(_) => {
+                                    failures.inc();
+                                    tracing::debug!("TLS handshake timed out.");
+                                    return;
+                                }
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(stream), service_fn(service));
+                            watcher.watch(connection).await
+                        }
+                    };
+                    if let Err(error) = served {
                         tracing::debug!(%error, "Connection ended with an error.");
                     }
                 });

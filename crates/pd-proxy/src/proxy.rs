@@ -32,7 +32,7 @@ use tracker::Tracker;
 
 use crate::{
     allowlist::{AllowList, Verdict},
-    config::{Config, Connector, PrefillFallback},
+    config::{Connector, PrefillFallback},
     connector::{self, Api},
     telemetry::{Metrics, Outcome},
 };
@@ -43,11 +43,47 @@ pub const PREFILL_HEADER: &str = "x-prefiller-host-port";
 pub(crate) const LEGACY_PREFILL_HEADER: &str = "x-prefiller-url";
 
 /// The HTTP client of both legs (keep-alive pools per upstream host).
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One upstream stage: its client (with that stage's TLS settings) and URL scheme.
+pub(crate) struct Upstream {
+    pub(crate) client: HttpClient,
+    pub(crate) scheme: &'static str,
+}
+
+impl Upstream {
+    /// A pooled HTTP/1.1 client for a stage; `tls` decides the scheme and the certificate
+    /// checks.
+    pub(crate) fn new(
+        tls: crate::config::UpstreamTls,
+        max_idle_per_host: usize,
+    ) -> Result<Upstream, crate::tls::TlsError> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::client_config(tls)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        let scheme = if tls == crate::config::UpstreamTls::Off {
+            "http"
+        } else {
+            "https"
+        };
+        Ok(Upstream { client, scheme })
+    }
+}
 
 /// What every request shares.
 pub(crate) struct Proxy {
-    pub(crate) client: HttpClient,
+    pub(crate) prefiller: Upstream,
+    pub(crate) decoder_upstream: Upstream,
     pub(crate) allowlist: Arc<AllowList>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracing: Arc<telemetry::Tracing>,
@@ -156,6 +192,7 @@ impl Proxy {
 
     fn upstream_request(
         &self,
+        upstream: &Upstream,
         authority: &str,
         parts: &Parts,
         body: Bytes,
@@ -165,7 +202,7 @@ impl Proxy {
         let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
         let mut builder = Request::builder()
             .method(parts.method.clone())
-            .uri(format!("http://{authority}{path}"));
+            .uri(format!("{}://{authority}{path}", upstream.scheme));
         if let Some(headers) = builder.headers_mut() {
             for (name, value) in &parts.headers {
                 let skip = is_hop_header(name)
@@ -198,7 +235,14 @@ impl Proxy {
             Ok(collected) => collected.to_bytes(),
             Err(error) => return body_error(error),
         };
-        let request = match self.upstream_request(&self.decoder, &parts, body, None, None) {
+        let request = match self.upstream_request(
+            &self.decoder_upstream,
+            &self.decoder,
+            &parts,
+            body,
+            None,
+            None,
+        ) {
             Ok(request) => request,
             Err(error) => {
                 return error_response(
@@ -208,7 +252,7 @@ impl Proxy {
                 );
             }
         };
-        match self.client.request(request).await {
+        match self.decoder_upstream.client.request(request).await {
             Ok(response) => relay_head(response, ProxyBody::Plain),
             Err(error) => decoder_unreachable(&self.decoder, &error),
         }
@@ -399,10 +443,18 @@ impl Proxy {
         trace_cx: Option<&opentelemetry::Context>,
     ) -> Result<Value, PrefillFailure> {
         let request = self
-            .upstream_request(target, parts, body, Some(request_id), trace_cx)
+            .upstream_request(
+                &self.prefiller,
+                target,
+                parts,
+                body,
+                Some(request_id),
+                trace_cx,
+            )
             .map_err(|error| PrefillFailure::Connect(error.to_string()))?;
         let exchange = async {
             let response = self
+                .prefiller
                 .client
                 .request(request)
                 .await
@@ -434,6 +486,7 @@ impl Proxy {
         trace_cx: Option<opentelemetry::Context>,
     ) -> Response<ProxyBody> {
         let request = match self.upstream_request(
+            &self.decoder_upstream,
             &self.decoder,
             parts,
             body,
@@ -450,8 +503,11 @@ impl Proxy {
                 );
             }
         };
-        let response = match tokio::time::timeout(self.decode_timeout, self.client.request(request))
-            .await
+        let response = match tokio::time::timeout(
+            self.decode_timeout,
+            self.decoder_upstream.client.request(request),
+        )
+        .await
         {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
@@ -658,15 +714,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Builds the shared upstream client.
-pub(crate) fn client(config: &Config) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(config.max_idle_conns_per_host)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
 }

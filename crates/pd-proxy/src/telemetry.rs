@@ -53,6 +53,7 @@ pub(crate) struct Metrics {
     pub prefill_duration: Histogram,
     pub decode_duration: Histogram,
     pub total_duration: Histogram,
+    pub tls_handshake_failures: Counter,
 }
 
 impl Metrics {
@@ -78,6 +79,12 @@ impl Metrics {
             prefill_duration: histogram(&pd_proxy::PREFILL_DURATION_SECONDS)?,
             decode_duration: histogram(&pd_proxy::DECODE_DURATION_SECONDS)?,
             total_duration: histogram(&pd_proxy::TOTAL_DURATION_SECONDS)?,
+            tls_handshake_failures: pd_proxy::TLS_HANDSHAKE_FAILURES_TOTAL
+                .register_counter(&registry)?
+                .with_label_values(&label_values(
+                    &pd_proxy::TLS_HANDSHAKE_FAILURES_TOTAL,
+                    &[("connector", connector)],
+                )),
             registry,
         })
     }

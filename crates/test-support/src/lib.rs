@@ -5,5 +5,7 @@
 //!   tested against this server speaking the same HTTP protocol (lists with a
 //!   `resourceVersion`, newline-delimited watch events, field selectors), and against its
 //!   outages.
+//! * [`tls`]: a self-signed certificate and a TLS front for plain-HTTP servers.
 
 pub mod kube_api;
+pub mod tls;

@@ -132,9 +132,12 @@ fn unsupported_or_bad_settings_fail_naming_the_flag() {
         (&["--kv-connector", "sglang"], &[], "kv-connector"),
         (&["--data-parallel-size", "2"], &[], "data-parallel-size"),
         (&["--decode-chunk-size", "64"], &[], "decode-chunk-size"),
-        (&["--secure-proxy"], &[], "secure-proxy"),
-        (&["--prefiller-use-tls"], &[], "enable-tls"),
-        (&["--enable-tls", "decoder"], &[], "enable-tls"),
+        (&["--enable-tls", "encoder"], &[], "enable-tls"),
+        (
+            &["--tls-insecure-skip-verify", "x"],
+            &[],
+            "tls-insecure-skip-verify",
+        ),
         (&["--prefill-fallback", "maybe"], &[], "prefill-fallback"),
         (&["--inference-pool", "Not/A Pool"], &[], "inference-pool"),
         (
@@ -181,4 +184,46 @@ fn go_durations_parse() {
     }
     assert!(go_duration("1d").is_err());
     assert!(go_duration("-1s").is_err());
+}
+
+#[test]
+fn tls_flags_of_both_generations_set_each_stage() {
+    use crate::config::{ServeTls, UpstreamTls};
+    let env = crate::env::TestEnv::from_pairs(&[]);
+    let tls = |args: &[&str]| {
+        let mut all = vec!["pd-proxy"];
+        all.extend_from_slice(args);
+        Config::parse(all, &env).unwrap().tls
+    };
+    let plain = tls(&[]);
+    assert_eq!(
+        (plain.serve, plain.prefiller, plain.decoder),
+        (ServeTls::Off, UpstreamTls::Off, UpstreamTls::Off)
+    );
+    let current = tls(&[
+        "--enable-tls",
+        "prefiller,decoder",
+        "--tls-insecure-skip-verify",
+        "decoder",
+    ]);
+    assert_eq!(
+        (current.prefiller, current.decoder),
+        (UpstreamTls::Verified, UpstreamTls::Unverified)
+    );
+    let legacy = tls(&[
+        "--prefiller-use-tls",
+        "--prefiller-tls-insecure-skip-verify",
+        "--secure-proxy",
+        "--cert-path",
+        "/etc/certs",
+    ]);
+    assert_eq!(
+        (legacy.serve, legacy.prefiller, legacy.decoder),
+        (
+            ServeTls::Files("/etc/certs".into()),
+            UpstreamTls::Unverified,
+            UpstreamTls::Off
+        )
+    );
+    assert_eq!(tls(&["--secure-proxy=true"]).serve, ServeTls::SelfSigned);
 }

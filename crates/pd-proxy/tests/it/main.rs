@@ -2,4 +2,5 @@
 
 mod pd;
 mod support;
+mod tls;
 mod traces;
