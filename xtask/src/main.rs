@@ -20,7 +20,7 @@ const USAGE: &str = "usage:
   cargo xtask codegen [docs|dashboards|all] [--check]
   cargo xtask tidy
   cargo xtask stack [--decode N] [--prefill N] [--workers N] [--minutes M] [--pause-scale F]
-                    [--pd-threshold BYTES]";
+                    [--pd-threshold TOKENS]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

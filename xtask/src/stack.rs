@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 
 use crate::project_root;
 
-const USAGE: &str = "usage: cargo xtask stack [--decode N] [--prefill N] [--workers N] [--minutes M] [--pause-scale F] [--pd-threshold BYTES]";
+const USAGE: &str = "usage: cargo xtask stack [--decode N] [--prefill N] [--workers N] [--minutes M] [--pause-scale F] [--pd-threshold TOKENS]";
 
 /// Knobs of the local stack.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +28,9 @@ pub(crate) struct StackConfig {
     workers: u32,
     minutes: f64,
     pause_scale: f64,
-    /// The P/D profile handler's threshold: prompts whose uncached part on the chosen decode
-    /// pod is shorter (in bytes) are prefilled there, without a prefill leg. 0 always
-    /// disaggregates, as the upstream guide's "ALWAYS DO PD".
+    /// The P/D decision's threshold: prompts with fewer tokens not cached on the chosen decode
+    /// pod are prefilled there, without a prefill leg. 0 always disaggregates, as the
+    /// upstream guide's "ALWAYS DO PD".
     pub(crate) pd_threshold: u64,
 }
 
@@ -42,7 +42,7 @@ impl StackConfig {
             workers: 6,
             minutes: 0.5,
             pause_scale: 0.25,
-            pd_threshold: 512,
+            pd_threshold: 128,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {

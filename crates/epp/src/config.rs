@@ -94,6 +94,8 @@ pub enum ConfigError {
     },
     #[error("plugin name {0:?} is declared twice")]
     DuplicatePluginName(String),
+    #[error("plugin {name:?}: {reason}")]
+    Binding { name: String, reason: String },
     #[error("plugin {name:?} (type {plugin_type:?})")]
     Plugin {
         name: String,
@@ -208,6 +210,14 @@ pub fn load(
         config.scheduling_profiles = vec![defaults::default_profile(&order, &plugins)];
     }
     let handler = handler(&config, registry, handle, &mut plugins, &mut order)?;
+    for (name, plugin) in &plugins {
+        plugin
+            .bind(&plugins)
+            .map_err(|reason| ConfigError::Binding {
+                name: name.clone(),
+                reason,
+            })?;
+    }
     let mut profiles = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for spec in &config.scheduling_profiles {

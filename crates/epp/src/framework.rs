@@ -15,7 +15,7 @@ pub use plugin::{Plugin, Stability, TypedName};
 pub use registry::{Factory, Handle, PluginError, Registry};
 pub use request_control::{Admitter, PreRequest};
 pub use scheduling::{
-    CycleState, Endpoint, EndpointMetrics, Filter, InferenceRequest, Picker, PrefixCacheMatchInfo,
-    ProfileHandler, ProfileResult, Prompt, SchedulingError, SchedulingResult, ScoredEndpoint,
-    Scorer, ScorerCategory,
+    CycleState, Endpoint, EndpointMetrics, Filter, InferenceRequest, PdDecider, PdDecision, Picker,
+    PrefixCacheMatchInfo, ProfileHandler, ProfileResult, Prompt, SchedulingError, SchedulingResult,
+    ScoredEndpoint, Scorer, ScorerCategory,
 };

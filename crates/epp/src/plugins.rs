@@ -1,6 +1,7 @@
 //! The in-tree plugins and [`register_in_tree`], the single list of their types.
 
 pub mod admitter;
+pub mod decider;
 pub mod filter;
 pub mod picker;
 pub mod pre_request;
@@ -24,6 +25,16 @@ pub fn register_in_tree(registry: &mut Registry) {
         profile_handler::PdProfileHandler::TYPE,
         Beta,
         profile_handler::PdProfileHandler::factory,
+    );
+    registry.register(
+        decider::PrefixBasedPdDecider::TYPE,
+        Beta,
+        decider::PrefixBasedPdDecider::factory,
+    );
+    registry.register(
+        decider::AlwaysDisaggPdDecider::TYPE,
+        Beta,
+        decider::AlwaysDisaggPdDecider::factory,
     );
     registry.register(
         filter::DecodeFilter::TYPE,

@@ -192,7 +192,7 @@ pub(crate) fn metrics_section(stack: &Stack) -> String {
     let routing = epp::ROUTING_DECISION_DURATION_SECONDS.name;
     let _ = writeln!(
         out,
-        "\nEPP: {:.0} requests; P/D decisions: {:.0} prefill-decode, {:.0} decode-only (the uncached part was small enough to prefill on the decode pod); routing decision p50 {}, p99 {}",
+        "\nEPP: {:.0} requests; P/D decisions: {:.0} prefill-decode, {:.0} decode-only (too few uncached tokens on the decode pod to move); routing decision p50 {}, p99 {}",
         epp_metrics.sum(epp::REQUEST_TOTAL.name, &[]),
         decision("prefill-decode"),
         decision("decode-only"),

@@ -113,8 +113,9 @@ fn unknown_plugin_parameters_are_named() {
 fn unknown_plugin_type_lists_the_known_ones() {
     check(
         "plugins:\n- type: magic-scorer\n  name: m\n",
-        expect![[r#"
-        error: plugin "m": unknown type "magic-scorer" (known types: by-label-selector, decode-filter, kv-cache-utilization-scorer, label-selector-filter, load-aware-scorer, max-score-picker, pd-profile-handler, precise-prefix-cache-scorer, prefill-filter, prefill-header-handler, prefix-cache-scorer, queue-scorer, random-picker, saturation-admitter, single-profile-handler)"#]],
+        expect![[
+            r#"error: plugin "m": unknown type "magic-scorer" (known types: always-disagg-pd-decider, by-label-selector, decode-filter, kv-cache-utilization-scorer, label-selector-filter, load-aware-scorer, max-score-picker, pd-profile-handler, precise-prefix-cache-scorer, prefill-filter, prefill-header-handler, prefix-based-pd-decider, prefix-cache-scorer, queue-scorer, random-picker, saturation-admitter, single-profile-handler)"#
+        ]],
     );
 }
 

@@ -1,7 +1,10 @@
 //! `trait Plugin`, its typed name and stability, and the role accessors.
 
 use crate::framework::request_control::{Admitter, PreRequest};
-use crate::framework::scheduling::{Filter, Picker, ProfileHandler, Scorer};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::framework::scheduling::{Filter, PdDecider, Picker, ProfileHandler, Scorer};
 
 /// A plugin's type (kebab-case, ending in its kind) and its instance name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,15 @@ pub trait Plugin: Send + Sync + 'static {
     }
     fn as_pre_request(&self) -> Option<&dyn PreRequest> {
         None
+    }
+    fn as_pd_decider(&self) -> Option<&dyn PdDecider> {
+        None
+    }
+
+    /// Called once every plugin of the config is built, so an instance can resolve the
+    /// other instances its parameters name; an error names the bad reference.
+    fn bind(&self, _plugins: &BTreeMap<String, Arc<dyn Plugin>>) -> Result<(), String> {
+        Ok(())
     }
 
     /// The endpoint `address` left the pool; plugins with per-endpoint state drop it.

@@ -221,6 +221,18 @@ pub struct PrefixCacheMatchInfo {
     pub total_blocks: u64,
     /// Size of one block in the unit the scorer works in (tokens or characters).
     pub block_size: u64,
+    /// Whether `block_size` counts tokens (the precise scorer) or characters (the
+    /// approximate one).
+    pub in_tokens: bool,
+}
+
+impl PrefixCacheMatchInfo {
+    /// The tokens cached on `address`: its matched blocks, in tokens (characters over the
+    /// 4 characters per token upstream estimates with).
+    pub fn cached_tokens(&self, address: &str) -> u64 {
+        let units = self.matched_blocks.get(address).copied().unwrap_or(0) * self.block_size;
+        if self.in_tokens { units } else { units / 4 }
+    }
 }
 
 /// Per-request scratch space shared by the plugins of one scheduling cycle, and the trace
@@ -335,6 +347,27 @@ pub trait Picker {
         request: &InferenceRequest,
         scored: Vec<ScoredEndpoint>,
     ) -> ProfileResult;
+}
+
+/// Whether a request that will decode on `decode_address` gets a prefill leg elsewhere: the
+/// P/D profile handler asks the decider its `deciderPluginName` names.
+pub trait PdDecider {
+    fn decide(
+        &self,
+        cycle: &CycleState,
+        request: &InferenceRequest,
+        decode_address: &str,
+    ) -> PdDecision;
+}
+
+/// A decider's answer and what it was based on, for the decision span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PdDecision {
+    pub disaggregate: bool,
+    /// Fraction of the prompt already cached on the decode endpoint, 0 to 1.
+    pub cached_fraction: f64,
+    /// The decider's threshold, in its own unit (0 when it has none).
+    pub threshold: u64,
 }
 
 /// Chooses which profiles run, and turns their results into one [`SchedulingResult`].

@@ -26,6 +26,9 @@ fn roles(plugin: &Arc<dyn Plugin>) -> Vec<&'static str> {
     if plugin.as_pre_request().is_some() {
         roles.push("pre-request");
     }
+    if plugin.as_pd_decider().is_some() {
+        roles.push("decider");
+    }
     roles
 }
 
@@ -50,10 +53,17 @@ fn type_suffixes_match_roles() {
             // The header handler names what it handles, as upstream does.
             "prefill-header-handler" => "pre-request",
             "by-label-selector" => "filter",
-            _ => ["filter", "scorer", "picker", "profile-handler", "admitter"]
-                .into_iter()
-                .find(|suffix| plugin_type.ends_with(&format!("-{suffix}")))
-                .unwrap_or_else(|| panic!("{plugin_type} ends in no known kind")),
+            _ => [
+                "filter",
+                "scorer",
+                "picker",
+                "profile-handler",
+                "admitter",
+                "decider",
+            ]
+            .into_iter()
+            .find(|suffix| plugin_type.ends_with(&format!("-{suffix}")))
+            .unwrap_or_else(|| panic!("{plugin_type} ends in no known kind")),
         };
         assert!(
             roles.contains(&primary),

@@ -376,3 +376,91 @@ fn no_candidates_is_an_error_not_a_panic() {
     "#]],
     );
 }
+
+const PD_DECIDER_CONFIG: &str = "
+plugins:
+- type: prefill-header-handler
+- type: prefill-filter
+- type: decode-filter
+- type: queue-scorer
+- type: prefix-cache-scorer
+  parameters: { hashBlockSize: 8 }
+- type: prefix-based-pd-decider
+  parameters: { nonCachedTokens: 20, prefixPluginName: prefix-cache-scorer }
+- type: pd-profile-handler
+  parameters: { deciderPluginName: prefix-based-pd-decider }
+schedulingProfiles:
+- name: prefill
+  plugins:
+  - pluginRef: prefill-filter
+  - pluginRef: queue-scorer
+- name: decode
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: prefix-cache-scorer
+    weight: 2
+  - pluginRef: queue-scorer
+";
+
+#[test]
+fn prefix_based_decider_counts_uncached_tokens() {
+    // 61 tokens the first time (disaggregated); the same prompt again is cached on the
+    // decode pod, so fewer than 20 new tokens remain and it decodes in place; a short prompt
+    // never reaches the threshold.
+    let long = "word ".repeat(60);
+    let long_again = format!("{long}again");
+    check_prompts(
+        PD_DECIDER_CONFIG,
+        "
+10.0.0.1:8000 role=prefill q=0
+10.0.0.3:8000 role=decode q=0
+",
+        &["short", &long, &long_again],
+        expect![[r#"
+            primary=decode decode=10.0.0.3:8000
+            primary=decode decode=10.0.0.3:8000 prefill=10.0.0.1:8000 x-prefiller-host-port: 10.0.0.1:8000
+            primary=decode decode=10.0.0.3:8000
+        "#]],
+    );
+}
+
+#[test]
+fn decider_references_are_checked_when_the_config_loads() {
+    let load = |handler_parameters: &str, extra_plugin: &str| {
+        let yaml = format!(
+            "plugins:\n- type: prefill-filter\n- type: decode-filter\n{extra_plugin}- type: pd-profile-handler\n  parameters: {handler_parameters}\nschedulingProfiles:\n- name: prefill\n  plugins: [{{pluginRef: prefill-filter}}]\n- name: decode\n  plugins: [{{pluginRef: decode-filter}}]\n"
+        );
+        config::load(
+            &config::parse(&yaml).unwrap(),
+            &plugins::in_tree(),
+            &handle(),
+        )
+        .map(|_| ())
+        .map_err(|error| {
+            let mut text = error.to_string();
+            if let Some(source) = std::error::Error::source(&error) {
+                text = format!("{text}: {source}");
+            }
+            text
+        })
+    };
+    expect![[r#"
+        Err("plugin \"pd-profile-handler\": deciderPluginName \"nothing\" is not a declared plugin")
+        Err("plugin \"pd-profile-handler\": deciderPluginName \"decode-filter\" is a decode-filter, not a P/D decider")
+        Err("plugin \"pd-profile-handler\" (type \"pd-profile-handler\"): parameter threshold: a deciderPluginName decides instead; set one of the two")
+        Ok(())
+    "#]]
+    .assert_eq(&format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n",
+        load("{ deciderPluginName: nothing }", ""),
+        load("{ deciderPluginName: decode-filter }", ""),
+        load(
+            "{ deciderPluginName: always, threshold: 5 }",
+            "- type: always-disagg-pd-decider\n  name: always\n"
+        ),
+        load(
+            "{ deciderPluginName: always }",
+            "- type: always-disagg-pd-decider\n  name: always\n"
+        ),
+    ));
+}

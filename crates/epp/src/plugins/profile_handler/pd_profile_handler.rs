@@ -1,7 +1,8 @@
-//! `pd-profile-handler`: llm-d v0.4's prefill/decode decision, by uncached prompt bytes.
+//! `pd-profile-handler`: llm-d v0.4's prefill/decode decision, by uncached prompt bytes, or
+//! v0.6's, by whatever P/D decider `deciderPluginName` names.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::Span as _;
@@ -9,7 +10,7 @@ use opentelemetry::trace::Span as _;
 use metrics_schema::spans::{EPP_PROFILE_HANDLER_PICK, attrs};
 
 use crate::framework::{
-    CycleState, Handle, InferenceRequest, Plugin, PluginError, PrefixCacheMatchInfo,
+    CycleState, Handle, InferenceRequest, PdDecision, Plugin, PluginError, PrefixCacheMatchInfo,
     ProfileHandler, ProfileResult, SchedulingError, SchedulingResult, TypedName,
     registry::parameters,
 };
@@ -21,20 +22,37 @@ const DECISION_KEY: &str = "pd-profile-handler/decision";
 /// Runs the decode profile first; then, unless the part of the prompt not already cached on
 /// the chosen decode endpoint is shorter than `threshold` bytes, the prefill profile.
 /// `threshold: 0` always disaggregates. The cached part comes from the prefix scorer named
-/// by `prefixPluginName` (approximate or precise). Decode is primary; the prefill pick goes to
-/// `prefill-header-handler`. Each decision is counted in `llm_d_epp_pd_decision_total` and
-/// traced as `llm_d.epp.profile_handler.pick`.
+/// by `prefixPluginName` (approximate or precise). With `deciderPluginName` the named P/D
+/// decider (`prefix-based-pd-decider`, `always-disagg-pd-decider`) decides instead, as in
+/// llm-d v0.6. Decode is primary; the prefill pick goes to `prefill-header-handler`. Each
+/// decision is counted in `llm_d_epp_pd_decision_total` and traced as
+/// `llm_d.epp.profile_handler.pick`.
 ///
 /// ```yaml
 /// - type: pd-profile-handler
 ///   parameters: { threshold: 100, decodeProfile: decode, prefillProfile: prefill,
 ///                 prefixPluginName: prefix-cache-scorer }
+/// # or, by tokens:
+/// - type: prefix-based-pd-decider
+///   parameters: { nonCachedTokens: 256 }
+/// - type: pd-profile-handler
+///   parameters: { deciderPluginName: prefix-based-pd-decider }
 /// ```
-#[derive(Debug)]
 pub struct PdProfileHandler {
     typed_name: TypedName,
     parameters: Parameters,
     metrics: Arc<Metrics>,
+    /// The instance `deciderPluginName` names, resolved by [`Plugin::bind`].
+    decider: OnceLock<Arc<dyn Plugin>>,
+}
+
+impl std::fmt::Debug for PdProfileHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PdProfileHandler")
+            .field("typed_name", &self.typed_name)
+            .field("parameters", &self.parameters)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -54,6 +72,9 @@ struct Parameters {
     #[serde(default)]
     #[allow(dead_code)]
     hash_block_size: Option<u64>,
+    /// v0.6: the P/D decider instance that decides instead of `threshold`.
+    #[serde(default)]
+    decider_plugin_name: Option<String>,
 }
 
 fn default_decode() -> String {
@@ -74,6 +95,7 @@ impl Default for Parameters {
             prefill_profile: default_prefill(),
             prefix_plugin_name: default_prefix_plugin(),
             hash_block_size: None,
+            decider_plugin_name: None,
         }
     }
 }
@@ -93,10 +115,17 @@ impl PdProfileHandler {
                 reason: "must differ from decodeProfile".to_owned(),
             });
         }
+        if parameters.decider_plugin_name.is_some() && parameters.threshold != 0 {
+            return Err(PluginError::Invalid {
+                parameter: "threshold",
+                reason: "a deciderPluginName decides instead; set one of the two".to_owned(),
+            });
+        }
         Ok(Arc::new(PdProfileHandler {
             typed_name: TypedName::new(Self::TYPE, name),
             parameters,
             metrics: Arc::clone(&handle.metrics),
+            decider: OnceLock::new(),
         }))
     }
 
@@ -134,6 +163,22 @@ impl Plugin for PdProfileHandler {
     fn as_profile_handler(&self) -> Option<&dyn ProfileHandler> {
         Some(self)
     }
+    fn bind(&self, plugins: &BTreeMap<String, Arc<dyn Plugin>>) -> Result<(), String> {
+        let Some(name) = &self.parameters.decider_plugin_name else {
+            return Ok(());
+        };
+        let plugin = plugins
+            .get(name)
+            .ok_or_else(|| format!("deciderPluginName {name:?} is not a declared plugin"))?;
+        if plugin.as_pd_decider().is_none() {
+            return Err(format!(
+                "deciderPluginName {name:?} is a {}, not a P/D decider",
+                plugin.typed_name().plugin_type
+            ));
+        }
+        let _ = self.decider.set(Arc::clone(plugin));
+        Ok(())
+    }
 }
 
 impl ProfileHandler for PdProfileHandler {
@@ -162,9 +207,20 @@ impl ProfileHandler for PdProfileHandler {
             return Vec::new();
         };
         let input_bytes = request.user_input().len() as u64;
-        let cached_ratio = self.cached_ratio(cycle, &decode_target.address, input_bytes);
-        let uncached = ((1.0 - cached_ratio) * input_bytes as f64) as u64;
-        let prefill = self.parameters.threshold == 0 || uncached >= self.parameters.threshold;
+        let decided = match self.decider.get().and_then(|plugin| plugin.as_pd_decider()) {
+            Some(decider) => decider.decide(cycle, request, &decode_target.address),
+            None => {
+                let cached_fraction = self.cached_ratio(cycle, &decode_target.address, input_bytes);
+                let uncached = ((1.0 - cached_fraction) * input_bytes as f64) as u64;
+                PdDecision {
+                    disaggregate: self.parameters.threshold == 0
+                        || uncached >= self.parameters.threshold,
+                    cached_fraction,
+                    threshold: self.parameters.threshold,
+                }
+            }
+        };
+        let (prefill, cached_ratio) = (decided.disaggregate, decided.cached_fraction);
         let (decision, decision_type) = if prefill {
             ("prefill_decode", "prefill-decode")
         } else {
@@ -180,7 +236,7 @@ impl ProfileHandler for PdProfileHandler {
                 KeyValue::new(attrs::PROFILE_HANDLER_CACHE_HIT_RATIO.key, cached_ratio),
                 KeyValue::new(
                     attrs::PROFILE_HANDLER_PD_THRESHOLD.key,
-                    self.parameters.threshold as i64,
+                    decided.threshold as i64,
                 ),
                 KeyValue::new(
                     attrs::PROFILE_HANDLER_USER_INPUT_BYTES.key,

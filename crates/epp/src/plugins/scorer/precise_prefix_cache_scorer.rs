@@ -495,6 +495,7 @@ impl Scorer for PrecisePrefixCacheScorer {
                     .map(|(endpoint, &n)| (endpoint.address.clone(), n))
                     .collect(),
                 total_blocks: total,
+                in_tokens: true,
                 block_size: self.block_size as u64,
             },
         );

@@ -189,6 +189,7 @@ impl Scorer for PrefixCacheScorer {
                     .map(|(endpoint, &n)| (endpoint.address.clone(), n))
                     .collect(),
                 total_blocks: total,
+                in_tokens: false,
                 block_size: self.parameters.hash_block_size as u64,
             },
         );
