@@ -179,15 +179,7 @@ pub struct Config {
     pub kube_client: Option<KubeClient>,
 }
 
-/// A Kubernetes client handed in by the caller (tests, embedding programs).
-#[derive(Clone)]
-pub struct KubeClient(pub kube::Client);
-
-impl std::fmt::Debug for KubeClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KubeClient")
-    }
-}
+pub use inference_pool::KubeClient;
 
 /// Errors of the flags and environment, all reported together.
 #[derive(Debug, thiserror::Error)]

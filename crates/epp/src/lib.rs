@@ -165,29 +165,26 @@ fn nodelay(
 /// Feeds the pool's endpoints into the datastore as they change. Ranks beyond the first
 /// port are named `<pod>-rank-<n>`, so each data-parallel rank is its own endpoint.
 async fn follow_pool(watch: inference_pool::PoolWatch, datastore: Arc<Datastore>) {
-    let mut states = watch.receiver();
-    loop {
-        let state = Arc::clone(&states.borrow_and_update());
-        let specs = state
-            .endpoints
-            .iter()
-            .map(|endpoint| datastore::EndpointSpec {
-                name: if endpoint.rank == 0 {
-                    endpoint.pod.clone()
-                } else {
-                    format!("{}-rank-{}", endpoint.pod, endpoint.rank)
-                },
-                namespace: endpoint.namespace.clone(),
-                address: endpoint.address.clone(),
-                labels: endpoint.labels.clone(),
-            })
-            .collect();
-        datastore.set_endpoints(specs);
-        datastore.set_discovered(state.synced);
-        if states.changed().await.is_err() {
-            return;
-        }
-    }
+    watch
+        .follow(|state| {
+            let specs = state
+                .endpoints
+                .iter()
+                .map(|endpoint| datastore::EndpointSpec {
+                    name: if endpoint.rank == 0 {
+                        endpoint.pod.clone()
+                    } else {
+                        format!("{}-rank-{}", endpoint.pod, endpoint.rank)
+                    },
+                    namespace: endpoint.namespace.clone(),
+                    address: endpoint.address.clone(),
+                    labels: endpoint.labels.clone(),
+                })
+                .collect();
+            datastore.set_endpoints(specs);
+            datastore.set_discovered(state.synced);
+        })
+        .await;
 }
 
 /// Starts the EPP: plugins, discovery, scraping, and the three listeners.
@@ -229,12 +226,7 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
     }
     let mut tasks = Vec::new();
     match &config.discovery {
-        Discovery::Static(specs) => {
-            datastore.set_endpoints(specs.clone());
-            if scraping.is_none() {
-                datastore.mark_synced();
-            }
-        }
+        Discovery::Static(specs) => datastore.set_endpoints(specs.clone()),
         Discovery::InferencePool {
             name,
             namespace,
@@ -246,19 +238,19 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
                     source,
                 }
             })?;
-            let client = match &config.kube_client {
-                Some(client) => client.0.clone(),
-                None => kube::Client::try_default().await.map_err(Error::Kube)?,
-            };
+            let client = inference_pool::KubeClient::or_default(config.kube_client.as_ref())
+                .await
+                .map_err(Error::Kube)?;
             let watch_metrics =
                 inference_pool::WatchMetrics::register(&registry).map_err(Error::PoolMetrics)?;
             datastore.set_discovered(false);
             let watch = inference_pool::watch(client, pool, Some(watch_metrics));
             tasks.push(tokio::spawn(follow_pool(watch, Arc::clone(&datastore))));
-            if scraping.is_none() {
-                datastore.mark_synced();
-            }
         }
+    }
+    // Without scraping, readiness waits for discovery alone.
+    if scraping.is_none() {
+        datastore.mark_synced();
     }
     if let Some(interval) = scraping {
         let scrape_config = datastore::scrape::ScrapeConfig {

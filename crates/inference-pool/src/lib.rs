@@ -12,4 +12,4 @@ pub mod watch;
 
 pub use endpoints::{PoolEndpoint, PoolPod, select};
 pub use spec::{PoolRef, PoolSpec, SpecError};
-pub use watch::{PoolState, PoolWatch, WatchMetrics, watch};
+pub use watch::{KubeClient, PoolState, PoolWatch, WatchMetrics, watch};

@@ -81,6 +81,42 @@ impl PoolWatch {
     }
 }
 
+impl PoolWatch {
+    /// Calls `apply` with the current state, then again after every change, until the
+    /// watch ends; the loop both the EPP and the sidecar run.
+    pub async fn follow(self, mut apply: impl FnMut(&PoolState)) {
+        let mut states = self.receiver();
+        loop {
+            let state = Arc::clone(&states.borrow_and_update());
+            apply(&state);
+            if states.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A Kubernetes client handed in by the caller (tests, embedding programs) instead of the one
+/// built the standard way.
+#[derive(Clone)]
+pub struct KubeClient(pub kube::Client);
+
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KubeClient")
+    }
+}
+
+impl KubeClient {
+    /// `given`, or the in-cluster service account, or `KUBECONFIG`.
+    pub async fn or_default(given: Option<&KubeClient>) -> Result<kube::Client, kube::Error> {
+        match given {
+            Some(client) => Ok(client.0.clone()),
+            None => kube::Client::try_default().await,
+        }
+    }
+}
+
 impl Drop for PoolWatch {
     fn drop(&mut self) {
         self.task.abort();

@@ -291,15 +291,7 @@ pub struct Config {
     pub kube_client: Option<KubeClient>,
 }
 
-/// A Kubernetes client handed in by the caller (tests, embedding programs).
-#[derive(Clone)]
-pub struct KubeClient(pub kube::Client);
-
-impl std::fmt::Debug for KubeClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KubeClient")
-    }
-}
+pub use inference_pool::KubeClient;
 
 impl Config {
     /// Parses a command line (program name first) and the environment.
@@ -345,28 +337,27 @@ impl Config {
                 "chunked decode is not supported",
             ));
         }
-        let mut enabled = std::collections::BTreeSet::new();
-        for stage in args
-            .enable_tls
-            .iter()
-            .map(String::as_str)
-            .chain(args.prefiller_use_tls.then_some(PREFILLER))
-            .chain(args.decoder_use_tls.then_some(DECODER))
-        {
-            enabled.insert(tls_stage(stage).map_err(|reason| invalid("enable-tls", &reason))?);
-        }
-        let mut unverified = std::collections::BTreeSet::new();
-        for stage in args
-            .tls_insecure_skip_verify
-            .iter()
-            .map(String::as_str)
-            .chain(args.prefiller_tls_insecure_skip_verify.then_some(PREFILLER))
-            .chain(args.decoder_tls_insecure_skip_verify.then_some(DECODER))
-        {
-            unverified.insert(
-                tls_stage(stage).map_err(|reason| invalid("tls-insecure-skip-verify", &reason))?,
-            );
-        }
+        // The 2026 stage list plus the 2025 per-stage booleans, each checked by name.
+        let stages = |flag, list: &[String], prefiller: bool, decoder: bool| {
+            list.iter()
+                .map(String::as_str)
+                .chain(prefiller.then_some(PREFILLER))
+                .chain(decoder.then_some(DECODER))
+                .map(|stage| tls_stage(stage).map_err(|reason| invalid(flag, &reason)))
+                .collect::<Result<std::collections::BTreeSet<_>, _>>()
+        };
+        let enabled = stages(
+            "enable-tls",
+            &args.enable_tls,
+            args.prefiller_use_tls,
+            args.decoder_use_tls,
+        )?;
+        let unverified = stages(
+            "tls-insecure-skip-verify",
+            &args.tls_insecure_skip_verify,
+            args.prefiller_tls_insecure_skip_verify,
+            args.decoder_tls_insecure_skip_verify,
+        )?;
         let upstream_tls =
             |stage: &'static str| match (enabled.contains(stage), unverified.contains(stage)) {
                 (false, _) => UpstreamTls::Off,

@@ -134,15 +134,12 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
         background.push(allowlist.watch(path.clone(), config.ssrf.pool_refresh));
     }
     if let (true, Some(pool)) = (config.ssrf.enabled, &config.ssrf.inference_pool) {
-        let client = match &config.kube_client {
-            Some(client) => client.0.clone(),
-            None => kube::Client::try_default()
-                .await
-                .map_err(|source| Error::Kube {
-                    pool: pool.to_string(),
-                    source,
-                })?,
-        };
+        let client = inference_pool::KubeClient::or_default(config.kube_client.as_ref())
+            .await
+            .map_err(|source| Error::Kube {
+                pool: pool.to_string(),
+                source,
+            })?;
         let watch_metrics = inference_pool::WatchMetrics::register(&metrics.registry)?;
         let watch = inference_pool::watch(client, pool.clone(), Some(watch_metrics));
         background.push(tokio::spawn(follow_pool(watch, Arc::clone(&allowlist))));
@@ -230,21 +227,18 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
 /// Keeps the allow-list's pool part equal to the IPs of the pool's ready pods.
 async fn follow_pool(watch: inference_pool::PoolWatch, allowlist: Arc<allowlist::AllowList>) {
-    let mut states = watch.receiver();
-    loop {
-        let state = Arc::clone(&states.borrow_and_update());
-        let mut hosts: Vec<String> = state.endpoints.iter().map(|e| e.ip.clone()).collect();
-        hosts.dedup();
-        let entries = allowlist.set_pool_hosts(hosts);
-        tracing::debug!(
-            entries,
-            pods = state.endpoints.len(),
-            "Prefill allow-list follows the InferencePool."
-        );
-        if states.changed().await.is_err() {
-            return;
-        }
-    }
+    watch
+        .follow(|state| {
+            let mut hosts: Vec<String> = state.endpoints.iter().map(|e| e.ip.clone()).collect();
+            hosts.dedup();
+            let entries = allowlist.set_pool_hosts(hosts);
+            tracing::debug!(
+                entries,
+                pods = state.endpoints.len(),
+                "Prefill allow-list follows the InferencePool."
+            );
+        })
+        .await;
 }
 
 fn log_allowlist(config: &Config, allowlist: &allowlist::AllowList) {

@@ -10,7 +10,7 @@ use metrics_schema::spans::{self, attrs};
 use metrics_schema::{epp, pd_proxy, vllm};
 
 use super::otlp::SpanRecord;
-use super::topology::{Stack, http_get};
+use super::topology::{GATEWAY_SERVICE, Stack, http_get};
 
 /// A parsed Prometheus text exposition.
 #[derive(Debug, Default)]
@@ -285,7 +285,7 @@ fn phases(trace: &[&SpanRecord]) -> Option<Phases> {
     let find = |name: &str| trace.iter().find(|span| span.name == name);
     let ingress = trace
         .iter()
-        .filter(|span| span.service == "inference-gateway")
+        .filter(|span| span.service == GATEWAY_SERVICE)
         .min_by_key(|span| span.start_ns)?;
     let request = find(spans::PD_PROXY_REQUEST.name)?;
     let true_ttft = request.attr_f64(attrs::PD_PROXY_TRUE_TTFT_MS.key)?;
@@ -356,7 +356,7 @@ pub(crate) fn trace_section(spans: &[SpanRecord], client_jsonl: &Path, rejected:
                 has(spans::GATEWAY_REQUEST.name)
                     && has(spans::PD_PROXY_REQUEST.name)
                     && has(spans::VLLM_LLM_REQUEST.name)
-                    && trace.iter().any(|s| s.service == "inference-gateway")
+                    && trace.iter().any(|s| s.service == GATEWAY_SERVICE)
             })
         })
         .count();

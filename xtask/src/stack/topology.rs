@@ -16,6 +16,8 @@ use super::StackConfig;
 
 /// The model every pod serves.
 pub(crate) const MODEL: &str = "sim-model";
+/// The service name Envoy's spans carry.
+pub(crate) const GATEWAY_SERVICE: &str = "inference-gateway";
 /// Tokens per KV block, on the engines and in the EPP's scorer alike.
 const BLOCK_SIZE: u32 = 16;
 const PRODUCER: &str = r#"{"kv_connector":"NixlConnector","kv_role":"kv_producer"}"#;
@@ -405,7 +407,7 @@ static_resources:
                 \"@type\": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
                 http_service:
                   http_uri: {{uri: \"http://{otlp}/v1/traces\", cluster: otlp, timeout: 1s}}
-                service_name: inference-gateway
+                service_name: {GATEWAY_SERVICE}
           route_config:
             virtual_hosts:
             - name: all

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::support::{
     CONSUMER, PRODUCER, eventually, post, requests, scrape_sidecar, scrape_sim, sidecar,
-    sidecar_with_env, sim, stream,
+    sidecar_config, sidecar_with_env, sim, stream,
 };
 
 const TTFT_SUM: &str = "llm_d_inference_scheduler_pd_proxy_true_ttft_seconds_sum";
@@ -413,22 +413,11 @@ async fn the_allow_list_follows_the_inference_pool() {
         }),
     );
     api.apply(&pods("llm-d"), pod(true));
-    let port = decode.addr().port().to_string();
-    let args = [
-        "pd-proxy",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--vllm-port",
-        &port,
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--inference-pool",
-        "llm-d/pool",
-    ];
-    let mut config = pd_proxy::Config::parse(args, &pd_proxy::env::TestEnv::from_pairs(&[]))
-        .expect("valid sidecar flags");
+    let mut config = sidecar_config(
+        decode.addr().port(),
+        &["--inference-pool", "llm-d/pool"],
+        &[],
+    );
     config.kube_client = Some(pd_proxy::config::KubeClient(api.client()));
     let proxy = pd_proxy::spawn(config).await.expect("sidecar starts");
 

@@ -39,6 +39,17 @@ pub(crate) async fn sidecar_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> pd_proxy::Server {
+    pd_proxy::spawn(sidecar_config(decoder_port, extra, env))
+        .await
+        .expect("sidecar starts")
+}
+
+/// The configuration [`sidecar_with_env`] starts, for tests that adjust it first.
+pub(crate) fn sidecar_config(
+    decoder_port: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> pd_proxy::Config {
     let port = decoder_port.to_string();
     let mut args = vec![
         "pd-proxy",
@@ -52,9 +63,8 @@ pub(crate) async fn sidecar_with_env(
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
-    let config = pd_proxy::Config::parse(args, &pd_proxy::env::TestEnv::from_pairs(env))
-        .expect("valid sidecar flags");
-    pd_proxy::spawn(config).await.expect("sidecar starts")
+    pd_proxy::Config::parse(args, &pd_proxy::env::TestEnv::from_pairs(env))
+        .expect("valid sidecar flags")
 }
 
 pub(crate) fn client() -> reqwest::Client {
