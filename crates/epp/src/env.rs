@@ -141,6 +141,18 @@ pub struct Args {
     /// Ours: bodies larger than this are refused with 413.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BODY_BYTES)]
     pub max_request_body_bytes: usize,
+    /// Upstream guards `/metrics` with a TokenReview; ours serves it unauthenticated, so
+    /// only `false` is accepted (the inferencepool chart passes it when
+    /// `monitoring.prometheus.auth.enabled: false`, as our guides set).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_endpoint_auth: bool,
+    /// Leader election between EPP replicas (the chart passes it when `replicas > 1`); not
+    /// supported: run one replica.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ha_enable_leader_election: bool,
+    /// zap and klog logging flags, as the inferencepool chart renders them.
+    #[command(flatten)]
+    pub log: telemetry::LogFlags,
 }
 
 /// Where endpoints come from.
@@ -204,6 +216,7 @@ impl Config {
                 if !args.tracing {
                     telemetry.otlp_endpoint = None;
                 }
+                args.log.apply(&mut telemetry);
                 telemetry
             }
             Err(bad) => {
@@ -213,6 +226,12 @@ impl Config {
         };
         if args.secure_serving {
             errors.push("--secure-serving=true: TLS is not supported; terminate TLS in front or pass --secure-serving=false".to_owned());
+        }
+        if args.metrics_endpoint_auth {
+            errors.push("--metrics-endpoint-auth=true: TokenReview auth of /metrics is not supported; set the chart's monitoring.prometheus.auth.enabled=false".to_owned());
+        }
+        if args.ha_enable_leader_election {
+            errors.push("--ha-enable-leader-election: leader election is not supported; run one EPP replica".to_owned());
         }
         let mut duration = |flag: &str, text: &str| match parse_duration(text) {
             Ok(duration) => duration,

@@ -10,7 +10,7 @@
 //!   `--kv-connector`, `--enable-tls`, `--tls-insecure-skip-verify`, `--inference-pool`,
 //!   `--pool-group`, `--enable-prefiller-sampling`, `--max-idle-conns-per-host`,
 //!   `--prefill-max-retries`, `--prefill-retry-backoff`, `--tracing`, `--metrics-port`,
-//!   `--data-parallel-size`, `--decode-chunk-size`, `--zap-log-level`.
+//!   `--data-parallel-size`, `--decode-chunk-size`, the `--zap-*` logging flags.
 //!
 //! Ours: `--host`, `--model-server-host`, `--allowed-prefill-hosts`, `--pool-file`,
 //! `--pool-refresh-interval`, `--prefill-timeout`, `--decode-timeout`, `--prefill-fallback`,
@@ -166,12 +166,9 @@ pub struct Args {
     /// Request bodies larger than this are refused with 413.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BODY_MB)]
     pub max_request_body_mb: usize,
-    /// zap log level (debug, info, error or a number); used when RUST_LOG is unset.
-    #[arg(long)]
-    pub zap_log_level: Option<String>,
-    /// klog verbosity (2025 sidecar); 1 or more logs debug when RUST_LOG is unset.
-    #[arg(short = 'v', long = "v")]
-    pub verbosity: Option<u8>,
+    /// zap and klog logging flags, as the modelservice chart renders them.
+    #[command(flatten)]
+    pub log: telemetry::LogFlags,
 }
 
 /// The connectors the sidecar speaks.
@@ -410,11 +407,7 @@ impl Config {
             (args.metrics_port != 0).then(|| SocketAddr::new(args.host, args.metrics_port))
         });
         let mut telemetry = env.telemetry;
-        if let Some(filter) = log_filter(args.zap_log_level.as_deref(), args.verbosity)
-            && telemetry.log_filter == telemetry::config::DEFAULT_LOG_FILTER
-        {
-            telemetry.log_filter = filter;
-        }
+        args.log.apply(&mut telemetry);
         Ok(Config {
             listen: SocketAddr::new(args.host, args.port),
             decoder: format!("{}:{}", args.model_server_host, args.model_server_port),
@@ -444,25 +437,6 @@ impl Config {
             kube_client: None,
         })
     }
-}
-
-/// zap's level or klog's verbosity as a `RUST_LOG` filter.
-fn log_filter(zap_log_level: Option<&str>, verbosity: Option<u8>) -> Option<String> {
-    let level = match (zap_log_level, verbosity) {
-        (Some("debug"), _) => "debug",
-        (Some("info"), _) => "info",
-        (Some("warn"), _) => "warn",
-        (Some("error" | "dpanic" | "panic" | "fatal"), _) => "error",
-        (Some(number), _) => match number.parse::<i32>() {
-            Ok(n) if n >= 2 => "trace",
-            Ok(1) => "debug",
-            _ => "info",
-        },
-        (None, Some(0)) => "info",
-        (None, Some(_)) => "debug",
-        (None, None) => return None,
-    };
-    Some(level.to_owned())
 }
 
 /// A bool flag value in Go's spellings.

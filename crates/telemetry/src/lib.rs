@@ -13,10 +13,12 @@
 
 pub mod config;
 mod context;
+mod log_flags;
 mod metrics;
 mod tracing_setup;
 
 pub use config::{ConfigError, LogFormat, OtlpProtocol, ParentRoot, Sampling, TelemetryConfig};
 pub use context::{extract_context, inject_context, trace_id_hex};
+pub use log_flags::{LogFlags, ZapLevel};
 pub use metrics::{PROMETHEUS_CONTENT_TYPE, encode_metrics};
 pub use tracing_setup::{Error, Tracing, init_logging};

@@ -93,3 +93,45 @@ fn go_durations() {
     assert!(parse_duration("10").is_err());
     assert!(parse_duration("3d").is_err());
 }
+
+/// The arguments the inferencepool chart (v1.4) renders for the EPP container.
+#[test]
+fn inferencepool_chart_arguments_are_accepted() {
+    let config = parse(&[
+        "--pool-name",
+        "gaie-pd",
+        "--pool-namespace",
+        "llm-d-pd",
+        "--zap-encoder",
+        "json",
+        "--v",
+        "1",
+        "--kv-cache-usage-percentage-metric",
+        "vllm:kv_cache_usage_perc",
+        "--tracing=false",
+        "--metrics-endpoint-auth=false",
+    ]);
+    let config = config.unwrap();
+    assert_eq!(config.telemetry.log_format, telemetry::LogFormat::Json);
+    assert_eq!(config.telemetry.log_filter, "debug");
+    assert_eq!(config.telemetry.otlp_endpoint, None);
+}
+
+#[test]
+fn unsupported_chart_options_fail_with_a_reason() {
+    for (flag, reason) in [
+        (
+            "--metrics-endpoint-auth=true",
+            "monitoring.prometheus.auth.enabled=false",
+        ),
+        ("--ha-enable-leader-election", "run one EPP replica"),
+    ] {
+        let Err(EnvError::Invalid(errors)) = parse(&["--pool-name", "p", flag]) else {
+            panic!("{flag} accepted");
+        };
+        assert!(
+            errors.iter().any(|error| error.contains(reason)),
+            "{errors:?}"
+        );
+    }
+}
