@@ -1,11 +1,12 @@
 //! `cargo xtask codegen`: every generated file of the repository, rendered by pure functions.
 //!
 //! Each generator returns the full file text; [`ensure_file_contents`] writes it, or in check
-//! mode fails when the committed file differs. To add a generator (dashboards, Helm values),
+//! mode fails when the committed file differs. To add a generator,
 //! add a module under `codegen/`, a [`Generator`] variant, and its arm in [`Generator::render`].
 
 mod dashboards;
 mod docs;
+mod guides;
 #[cfg(test)]
 mod tests;
 
@@ -22,16 +23,20 @@ pub(crate) enum Generator {
     Docs,
     /// `dashboards/*.json`.
     Dashboards,
+    /// `guides/**`: helmfile guides and the dashboards' ConfigMaps.
+    Guides,
 }
 
 impl Generator {
     /// Every generator, in the order `codegen all` runs them.
-    pub(crate) const ALL: &[Generator] = &[Generator::Docs, Generator::Dashboards];
+    pub(crate) const ALL: &[Generator] =
+        &[Generator::Docs, Generator::Dashboards, Generator::Guides];
 
     fn name(self) -> &'static str {
         match self {
             Generator::Docs => "docs",
             Generator::Dashboards => "dashboards",
+            Generator::Guides => "guides",
         }
     }
 
@@ -47,6 +52,7 @@ impl Generator {
         match self {
             Generator::Docs => vec![(docs::METRICS_MD.to_owned(), docs::metrics_md())],
             Generator::Dashboards => dashboards::render(),
+            Generator::Guides => guides::render(),
         }
     }
 
@@ -60,7 +66,7 @@ impl Generator {
     }
 }
 
-/// `cargo xtask codegen [docs|dashboards|all] [--check]`.
+/// `cargo xtask codegen [docs|dashboards|guides|all] [--check]`.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut check = false;
     let mut selected = Vec::new();
@@ -70,7 +76,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "all" => selected.extend_from_slice(Generator::ALL),
             name => match Generator::from_name(name) {
                 Some(generator) => selected.push(generator),
-                None => bail!("unknown generator `{name}`; expected docs, dashboards or all"),
+                None => {
+                    bail!("unknown generator `{name}`; expected docs, dashboards, guides or all")
+                }
             },
         }
     }

@@ -37,7 +37,7 @@ pub const DEFAULT_METRICS_STALENESS_THRESHOLD: &str = "2s";
 /// #1155 raised it for multimodal bodies).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// The OTel service name when `OTEL_SERVICE_NAME` is unset (llm-d-router's).
-pub const DEFAULT_SERVICE_NAME: &str = "llm-d-epp";
+pub const DEFAULT_SERVICE_NAME: &str = metrics_schema::spans::services::EPP;
 
 /// A source of environment strings: the process environment or a test map.
 pub trait Strings {

@@ -7,51 +7,9 @@ mod topology;
 use std::time::{Duration, Instant};
 
 use topology::{
-    PATIENCE, Routed, Sink, Topology, attr, client, completion, metric_sum, route, scrape,
-    shared_prefix,
+    PATIENCE, Routed, Sink, Topology, attr, completion, metric_sum, route, scrape, send_traced,
+    shared_prefix, wait_routed_to,
 };
-
-/// Routes `prompt` through the EPP, then sends it to the chosen pod; returns the pod.
-async fn send(topology: &Topology, prompt: &str, traceparent: Option<&str>) -> String {
-    let body = completion(prompt);
-    let Routed::To(destination) =
-        route(topology.epp.addr(), "/v1/completions", &body, traceparent).await
-    else {
-        panic!("routed");
-    };
-    let response = client()
-        .post(format!("http://{destination}/v1/completions"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("the simulator answers");
-    assert_eq!(response.status(), 200);
-    destination
-}
-
-/// Polls until the EPP routes `prompt` to `expected` (its KV events have arrived).
-async fn wait_routed_to(topology: &Topology, prompt: &str, expected: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if route(
-            topology.epp.addr(),
-            "/v1/completions",
-            &completion(prompt),
-            None,
-        )
-        .await
-            == Routed::To(expected.to_owned())
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the EPP learns that {expected} holds the prompt"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_prefixes_land_where_their_blocks_are_cached() {
@@ -61,11 +19,11 @@ async fn shared_prefixes_land_where_their_blocks_are_cached() {
     for group in 0..4 {
         let prefix = shared_prefix(group, 300);
         let first = format!("{prefix} Question 0?");
-        let home = send(&topology, &first, None).await;
+        let home = send_traced(&topology, &first, None).await;
         wait_routed_to(&topology, &first, &home).await;
         for question in 1..5 {
             let prompt = format!("{prefix} Question {question}?");
-            let went = send(&topology, &prompt, None).await;
+            let went = send_traced(&topology, &prompt, None).await;
             assert_eq!(
                 went, home,
                 "group {group} question {question} follows its prefix"
@@ -77,7 +35,7 @@ async fn shared_prefixes_land_where_their_blocks_are_cached() {
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let prompt = format!("{} Traced?", shared_prefix(2, 300));
-    let went = send(
+    let went = send_traced(
         &topology,
         &prompt,
         Some(&format!("00-{trace_id}-{parent}-01")),

@@ -10,6 +10,21 @@
 
 pub mod attrs;
 
+/// `service.name` of each component's spans: the binaries' defaults when `OTEL_SERVICE_NAME`
+/// is unset, and what the guides set through the charts.
+pub mod services {
+    /// The EPP (llm-d-router's default).
+    pub const EPP: &str = "llm-d-epp";
+    /// The P/D sidecar (the name the upstream tracing demo queries; the modelservice chart's
+    /// own default is `routing-proxy`).
+    pub const PD_PROXY: &str = "llm-d-pd-proxy";
+    /// vLLM and the simulator (vLLM's default).
+    pub const VLLM: &str = "vllm";
+    /// Decode and prefill vLLM pods in the guides (the modelservice chart's names).
+    pub const VLLM_DECODE: &str = "vllm-decode";
+    pub const VLLM_PREFILL: &str = "vllm-prefill";
+}
+
 use crate::{Origin, SpanDef, SpanKind};
 
 const GAIE: Origin = Origin::Upstream {

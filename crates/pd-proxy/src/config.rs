@@ -108,8 +108,10 @@ pub struct Args {
     /// 2026: stages whose TLS certificate is not verified.
     #[arg(long, value_delimiter = ',')]
     pub tls_insecure_skip_verify: Vec<String>,
-    /// Check the prefill target against the allow-list (on by default: secure by default).
-    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
+    /// Check the prefill target against the allow-list. Off by default as upstream: the
+    /// modelservice chart renders the sidecar's flags itself and cannot turn it off, nor
+    /// name the pool to allow.
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
     pub enable_ssrf_protection: bool,
     /// The InferencePool (`ns/name` or `name`); env INFERENCE_POOL.
     #[arg(long)]

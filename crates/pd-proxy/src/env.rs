@@ -21,7 +21,7 @@ pub const ENV_ALLOWED_PREFILL_HOSTS: &str = "PD_PROXY_ALLOWED_PREFILL_HOSTS";
 pub const ENV_POOL_FILE: &str = "PD_PROXY_POOL_FILE";
 
 /// The default `OTEL_SERVICE_NAME`.
-pub const DEFAULT_SERVICE_NAME: &str = "llm-d-pd-proxy";
+pub const DEFAULT_SERVICE_NAME: &str = metrics_schema::spans::services::PD_PROXY;
 
 /// Every variable this module reads (besides the telemetry ones).
 pub const ALL_ENV: &[&str] = &[

@@ -32,7 +32,9 @@ pub enum ConfigError {
 #[command(
     name = "vllm-sim",
     version,
-    about = "A vLLM 0.33 simulator, faithful at the wire."
+    about = "A vLLM 0.33 simulator, faithful at the wire.",
+    // As argparse: a repeated flag's last value wins (the image's entrypoint sets --host).
+    args_override_self = true
 )]
 pub struct Args {
     /// Model name or path (also accepted as the first positional argument, as `vllm serve`).
@@ -48,6 +50,8 @@ pub struct Args {
     /// selects one by sending its name as `model`.
     #[arg(long, num_args = 1..)]
     pub lora_modules: Vec<String>,
+    /// Listen address (loopback by default; the container image passes 0.0.0.0, as vLLM
+    /// binds all interfaces).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -81,6 +85,10 @@ pub struct Args {
     /// OTLP traces endpoint; turns tracing on.
     #[arg(long)]
     pub otlp_traces_endpoint: Option<String>,
+    /// `model`, `worker` and/or `all` (comma-separated); needs --otlp-traces-endpoint. As in
+    /// vLLM 0.33, no request-span attribute depends on it (the modelservice chart passes it).
+    #[arg(long, value_delimiter = ',', value_parser = ["model", "worker", "all"])]
+    pub collect_detailed_traces: Vec<String>,
     /// Report `usage.prompt_tokens_details.cached_tokens`.
     #[arg(long)]
     pub enable_prompt_tokens_details: bool,
@@ -292,8 +300,11 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         let args = Args::try_parse_from(args)?;
-        let telemetry = telemetry::TelemetryConfig::parse(|name| env.get(name), "vllm")
-            .map_err(ConfigError::Env)?;
+        let telemetry = telemetry::TelemetryConfig::parse(
+            |name| env.get(name),
+            metrics_schema::spans::services::VLLM,
+        )
+        .map_err(ConfigError::Env)?;
         let mut config = Config::from_parsed(args, EnvValues::read(env), telemetry)?;
         if let Some(endpoint) = &config.otlp_traces_endpoint {
             config.telemetry.otlp_endpoint = Some(endpoint.clone());
@@ -329,6 +340,12 @@ impl Config {
             .map(|(i, spec)| LoraModule::parse(spec, i as i64 + 1))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| invalid("lora-modules", reason))?;
+        if !args.collect_detailed_traces.is_empty() && args.otlp_traces_endpoint.is_none() {
+            return Err(invalid(
+                "collect-detailed-traces",
+                "needs --otlp-traces-endpoint".into(),
+            ));
+        }
         if args.max_num_seqs == 0 {
             return Err(invalid("max-num-seqs", "must be at least 1".into()));
         }

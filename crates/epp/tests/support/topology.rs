@@ -71,6 +71,24 @@ impl Topology {
     /// Starts `n_sims` simulators on pre-picked ports and an EPP configured with them as
     /// static endpoints; waits until every pod is a scheduling candidate.
     pub async fn start(n_sims: usize, config_yaml: &str, otlp: Option<&str>) -> Topology {
+        Topology::start_with(n_sims, config_yaml, otlp, &[]).await
+    }
+
+    /// [`Topology::start`] with extra simulator flags.
+    pub async fn start_with_sim_args(
+        n_sims: usize,
+        config_yaml: &str,
+        sim_args: &[&str],
+    ) -> Topology {
+        Topology::start_with(n_sims, config_yaml, None, sim_args).await
+    }
+
+    async fn start_with(
+        n_sims: usize,
+        config_yaml: &str,
+        otlp: Option<&str>,
+        sim_args: &[&str],
+    ) -> Topology {
         let ports: Vec<u16> = (0..n_sims).map(|_| free_port()).collect();
         let mut args = vec![
             "epp".to_owned(),
@@ -125,6 +143,7 @@ impl Topology {
                     .to_string(),
                 );
             }
+            args.extend(sim_args.iter().map(|arg| (*arg).to_owned()));
             if let Some(endpoint) = otlp {
                 args.push("--otlp-traces-endpoint".to_owned());
                 args.push(endpoint.to_owned());
@@ -153,6 +172,53 @@ impl Topology {
             let _ = sim.shutdown().await;
         }
         self.epp.shutdown().await;
+    }
+}
+
+/// Routes `prompt` through the EPP, then sends it to the chosen pod; returns the pod.
+pub async fn send_completion(topology: &Topology, prompt: &str) -> String {
+    send_traced(topology, prompt, None).await
+}
+
+/// [`send_completion`] with the gateway's `traceparent`.
+pub async fn send_traced(topology: &Topology, prompt: &str, traceparent: Option<&str>) -> String {
+    let body = completion(prompt);
+    let Routed::To(destination) =
+        route(topology.epp.addr(), "/v1/completions", &body, traceparent).await
+    else {
+        panic!("routed");
+    };
+    let response = client()
+        .post(format!("http://{destination}/v1/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert_eq!(response.status(), 200);
+    destination
+}
+
+/// Polls until the EPP routes `prompt` to `expected` (its KV events have arrived).
+pub async fn wait_routed_to(topology: &Topology, prompt: &str, expected: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if route(
+            topology.epp.addr(),
+            "/v1/completions",
+            &completion(prompt),
+            None,
+        )
+        .await
+            == Routed::To(expected.to_owned())
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the EPP learns that {expected} holds the prompt"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

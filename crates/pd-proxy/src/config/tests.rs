@@ -52,7 +52,10 @@ fn both_generations_of_flags_parse() {
     let defaults = parse(&[], &[]).unwrap();
     assert_eq!(defaults.listen.to_string(), "0.0.0.0:8000");
     assert_eq!(defaults.decoder, "127.0.0.1:8200");
-    assert!(defaults.ssrf.enabled, "secure by default");
+    assert!(
+        !defaults.ssrf.enabled,
+        "off by default, as upstream and the chart need"
+    );
     assert!(defaults.ssrf.allowed_hosts.is_empty());
     assert_eq!(defaults.metrics_addr, None, "--metrics-port 0 is off");
     assert!(!defaults.tracing);

@@ -176,8 +176,8 @@ async fn prefill_targets_outside_the_allow_list_are_refused() {
     let target = prefill.addr().to_string();
     let header = [("x-prefiller-host-port", target.clone())];
     let body = json!({"prompt": "Call somewhere else.", "max_tokens": 2});
-    // Secure by default: no allow-list, no pool.
-    let closed = sidecar(&decode, &[]).await;
+    // Protection on with nothing allowed refuses every target.
+    let closed = sidecar(&decode, &["--enable-ssrf-protection"]).await;
     let (status, error) = post(&format!("{}/v1/completions", closed.url()), &body, &header).await;
     assert_eq!(status, 403, "{error}");
     assert_eq!(
@@ -187,7 +187,15 @@ async fn prefill_targets_outside_the_allow_list_are_refused() {
     assert_eq!(requests(&scrape_sidecar(&closed).await, "rejected"), 1.0);
     // Host allowed on another port only; a different host; a malformed target.
     let other_port = format!("127.0.0.1:{}", decode.addr().port());
-    let narrow = sidecar(&decode, &["--allowed-prefill-hosts", &other_port]).await;
+    let narrow = sidecar(
+        &decode,
+        &[
+            "--enable-ssrf-protection",
+            "--allowed-prefill-hosts",
+            &other_port,
+        ],
+    )
+    .await;
     for (target, expected) in [
         (target.clone(), 403),
         ("169.254.169.254:80".to_owned(), 403),
@@ -209,12 +217,21 @@ async fn prefill_targets_outside_the_allow_list_are_refused() {
             .sum("vllm:request_success_total", &[]),
         0.0
     );
+    // Off by default, as upstream: the target is called.
+    let open = sidecar(&decode, &[]).await;
+    let (status, answer) = post(&format!("{}/v1/completions", open.url()), &body, &header).await;
+    assert_eq!(status, 200, "{answer}");
+    open.shutdown().await;
     // The pool file is the allow-list, and it is re-read when it changes.
     let pool_file = std::env::temp_dir().join(format!("pd-proxy-pool-{}", uuid::Uuid::new_v4()));
     std::fs::write(&pool_file, format!("# prefill pods\n{target}\n")).unwrap();
     let pooled = sidecar_with_env(
         decode.addr().port(),
-        &["--pool-refresh-interval", "20ms"],
+        &[
+            "--enable-ssrf-protection",
+            "--pool-refresh-interval",
+            "20ms",
+        ],
         &[("PD_PROXY_POOL_FILE", pool_file.to_str().unwrap())],
     )
     .await;
@@ -415,7 +432,7 @@ async fn the_allow_list_follows_the_inference_pool() {
     api.apply(&pods("llm-d"), pod(true));
     let mut config = sidecar_config(
         decode.addr().port(),
-        &["--inference-pool", "llm-d/pool"],
+        &["--enable-ssrf-protection", "--inference-pool", "llm-d/pool"],
         &[],
     );
     config.kube_client = Some(pd_proxy::config::KubeClient(api.client()));

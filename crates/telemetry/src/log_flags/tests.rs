@@ -1,3 +1,5 @@
+//! The zap and klog flags as the charts render them, and how they fill the telemetry config.
+
 use clap::Parser;
 
 use super::*;
