@@ -6,8 +6,9 @@
 //! * [`publisher`]: the vLLM-compatible ZMQ PUB + replay ROUTER, for the simulator.
 //! * [`subscriber`]: the ZMQ SUB with sequence tracking and replay, feeding an index.
 //! * [`metrics`]: Prometheus handles from `metrics_schema::kv_index`.
+//! * [`service`]: the `indexer.v1.IndexerService` gRPC scoring API (`proto/indexer.proto`).
 //!
-//! Only the `publisher` and `subscriber` modules do IO.
+//! Only the `publisher`, `subscriber` and `service` modules do IO.
 
 pub mod events;
 pub mod hash;
@@ -15,4 +16,5 @@ pub mod index;
 pub mod metrics;
 pub mod publisher;
 mod score;
+pub mod service;
 pub mod subscriber;

@@ -6,21 +6,29 @@
 //!     --tokens '[1,2,3,...]' --hash-algo sha256_cbor --json --duration-secs 10
 //! ```
 //!
+//! With `--grpc-addr` it is a service instead: the `indexer.v1.IndexerService` scoring API
+//! (`proto/indexer.proto`, llm-d-kv-cache's), gRPC health, and `/metrics` on `--metrics-addr`.
+//!
 //! The environment is read only in [`env`]; flags given on the command line win over it.
 
 mod env;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use kv_index::hash::{BlockHasher, HashAlgo, RequestExtras};
+use kv_index::hash::{BlockHasher, HashAlgo};
 use kv_index::index::{IndexConfig, KeyMode, KvIndex, TokenChain};
+use kv_index::metrics::Metrics;
+use kv_index::service::{IndexerService, PromptKeys};
 use kv_index::subscriber::{Source, Subscriber, SubscriberConfig};
+use tokenizer::Tokenizer;
 
 /// Follow vLLM KV-event publishers and show the block index.
 #[derive(Debug, Parser)]
@@ -69,6 +77,16 @@ struct Args {
     /// Print JSON lines instead of text.
     #[arg(long)]
     json: bool,
+    /// Serve `indexer.v1.IndexerService` (and gRPC health) here instead of printing reports.
+    #[arg(long)]
+    grpc_addr: Option<SocketAddr>,
+    /// Serve Prometheus `/metrics` here (with --grpc-addr).
+    #[arg(long, requires = "grpc_addr")]
+    metrics_addr: Option<SocketAddr>,
+    /// A model's tokenizer for scored prompts, `<model>=<tokenizer.json or directory>`;
+    /// repeatable. Other models use the embedded one.
+    #[arg(long = "tokenizer", value_name = "MODEL=PATH")]
+    tokenizers: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,26 +114,32 @@ fn main() -> anyhow::Result<()> {
         (None, false) => Source::Connect(args.connect.clone()),
         (None, true) => bail!("give --connect (repeatable) or --bind"),
     };
+    let mut tokenizers = HashMap::new();
+    for spec in &args.tokenizers {
+        let Some((model, path)) = spec.split_once('=') else {
+            bail!("--tokenizer takes <model>=<path>, got {spec:?}");
+        };
+        let tokenizer = Tokenizer::from_path(Path::new(path))
+            .with_context(|| format!("loading the tokenizer of {model} from {path}"))?;
+        tokenizers.insert(model.to_owned(), Arc::new(tokenizer));
+    }
+    let prompt_keys = PromptKeys {
+        key_mode,
+        block_size,
+        hasher: BlockHasher::from_python_hash_seed(hash_algo, python_hash_seed.as_deref()),
+        chain: TokenChain { seed: 0 },
+        tokenizers,
+        default_tokenizer: Arc::new(Tokenizer::embedded()),
+    };
     let tokens: Option<Vec<u32>> = args
         .tokens
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
         .context("--tokens must be a JSON array of token ids")?;
-    let prompt_keys = match (&tokens, key_mode) {
-        (None, _) => Vec::new(),
-        (Some(tokens), KeyMode::Engine) => {
-            let mut hasher =
-                BlockHasher::from_python_hash_seed(hash_algo, python_hash_seed.as_deref());
-            hasher
-                .hash_request(tokens, block_size, &RequestExtras::default())?
-                .iter()
-                .map(|hash| hash.external_u64())
-                .collect()
-        }
-        (Some(tokens), KeyMode::TokenChain) => {
-            TokenChain { seed: 0 }.keys(&args.model, tokens, block_size, &[])
-        }
+    let prompt_keys_of_tokens = match &tokens {
+        None => Vec::new(),
+        Some(tokens) => prompt_keys.keys(&args.model, tokens)?,
     };
 
     let index = Arc::new(KvIndex::new(IndexConfig {
@@ -135,10 +159,22 @@ fn main() -> anyhow::Result<()> {
         config.replay_on_start.push(pod.to_owned());
     }
     config.replay_endpoints = replay_endpoints;
-    let subscriber = Subscriber::start(config, Arc::clone(&index), None)?;
+    let registry = prometheus::Registry::new();
+    let metrics = args
+        .grpc_addr
+        .map(|_| Metrics::register(&registry))
+        .transpose()?;
+    let subscriber = Subscriber::start(config, Arc::clone(&index), metrics.clone())?;
     if let Some(endpoint) = subscriber.bound_endpoint() {
         tracing::info!(endpoint, "Listening for publishers.");
     }
+    if let Some(grpc_addr) = args.grpc_addr {
+        let service = IndexerService::new(Arc::clone(&index), prompt_keys, metrics);
+        let served = serve(service, grpc_addr, args.metrics_addr, registry);
+        subscriber.shutdown();
+        return served;
+    }
+    let prompt_keys = prompt_keys_of_tokens;
 
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.interval_secs.max(0.05));
@@ -187,4 +223,55 @@ fn main() -> anyhow::Result<()> {
     }
     subscriber.shutdown();
     Ok(())
+}
+
+/// Serves the scoring API, gRPC health and `/metrics` until interrupted.
+fn serve(
+    service: IndexerService,
+    grpc_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    registry: prometheus::Registry,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        if let Some(addr) = metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --metrics-addr {addr}"))?;
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                telemetry::PROMETHEUS_CONTENT_TYPE,
+                            )],
+                            telemetry::encode_metrics(&registry),
+                        )
+                    }
+                }),
+            );
+            tracing::info!(%addr, "Serving /metrics.");
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(%error, "The metrics server stopped.");
+                }
+            });
+        }
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<kv_index::service::IndexerServiceServer<IndexerService>>()
+            .await;
+        tracing::info!(addr = %grpc_addr, "Serving indexer.v1.IndexerService.");
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(service.into_server())
+            .serve_with_shutdown(grpc_addr, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .with_context(|| format!("serving gRPC on {grpc_addr}"))
+    })
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub index_size: Gauge,
     pub lookups: Counter,
     pub lookup_duration: Histogram,
+    /// `GetPodScores` calls by status code.
+    pub grpc_requests: CounterVec,
 }
 
 impl Metrics {
@@ -68,9 +70,15 @@ impl Metrics {
                 .register_histogram(registry, 0)
                 .map(|family| family.with_label_values::<&str>(&[]))
                 .map_err(wrap(&defs::LOOKUP_DURATION_SECONDS))?,
+            grpc_requests: defs::GRPC_REQUESTS_TOTAL
+                .register_counter(registry)
+                .map_err(wrap(&defs::GRPC_REQUESTS_TOTAL))?,
         };
         for reason in DropReason::ALL {
             metrics.events_dropped.with_label_values(&[reason.as_str()]);
+        }
+        for code in ["OK", "InvalidArgument", "Internal"] {
+            metrics.grpc_requests.with_label_values(&[code]);
         }
         Ok(metrics)
     }

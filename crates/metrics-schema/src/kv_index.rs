@@ -24,6 +24,7 @@ pub const ALL: &[&MetricDef] = &[
     &INDEX_SIZE_BLOCKS,
     &LOOKUPS_TOTAL,
     &LOOKUP_DURATION_SECONDS,
+    &GRPC_REQUESTS_TOTAL,
 ];
 
 const fn counter(name: &'static str, unit: Unit, help: &'static str) -> MetricDef {
@@ -128,5 +129,15 @@ pub const LOOKUP_DURATION_SECONDS: MetricDef = MetricDef {
         "llm_d_kv_index_lookup_duration_seconds",
         Unit::Seconds,
         "Time to score one prompt's block keys against the index.",
+    )
+};
+
+/// Calls of the `indexer.v1.IndexerService` scoring API (`kv-index --grpc-addr`).
+pub const GRPC_REQUESTS_TOTAL: MetricDef = MetricDef {
+    labels: &[labels::GRPC_CODE],
+    ..counter(
+        "llm_d_kv_index_grpc_requests_total",
+        Unit::Count,
+        "GetPodScores calls served, by gRPC status code.",
     )
 };

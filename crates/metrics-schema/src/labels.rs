@@ -119,6 +119,13 @@ pub const STATUS: Label = Label {
     help: "Outcome class: an HTTP status class such as 2xx, or success or failure.",
 };
 
+/// `grpc_code`: a gRPC status code's name, as go-grpc-prometheus spells it (`OK`,
+/// `InvalidArgument`, ...).
+pub const GRPC_CODE: Label = Label {
+    name: "grpc_code",
+    help: "The gRPC status code of the call, by name, such as OK or InvalidArgument.",
+};
+
 // EPP (llm-d / GAIE label sets).
 
 /// `target_model_name`: the model name after objective rewriting.
@@ -218,6 +225,7 @@ pub const RESOURCE: Label = Label {
 
 /// Every label name.
 pub const ALL: &[&Label] = &[
+    &GRPC_CODE,
     &MODEL_NAME,
     &ENGINE,
     &REASON,
