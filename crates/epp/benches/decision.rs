@@ -197,7 +197,7 @@ async fn envoy_overhead(samples: usize) {
         );
         return;
     }
-    let topology = topology::Topology::start(1, &topology::precise_config(), None).await;
+    let topology = topology::Topology::start_tls(1, &topology::precise_config(), None).await;
     let sim = topology.sims[0].addr();
     let envoy = envoy_proc::Envoy::start(topology.epp.addr(), sim, None).await;
     let client = topology::client();

@@ -110,9 +110,16 @@ pub struct Args {
     /// Endpoints whose last scrape is older than this are not scheduled on.
     #[arg(long, default_value = DEFAULT_METRICS_STALENESS_THRESHOLD)]
     pub metrics_staleness_threshold: String,
-    /// TLS on the ext_proc port; not supported, so only `false` is accepted.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// TLS on the ext_proc port (on by default, as upstream): `--cert-path`'s `tls.crt` and
+    /// `tls.key`, or a self-signed certificate generated at start-up.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub secure_serving: bool,
+    /// A directory holding `tls.crt` and `tls.key` (a mounted `kubernetes.io/tls` Secret).
+    #[arg(long)]
+    pub cert_path: Option<PathBuf>,
+    /// Reloading the certificate when the files change; not supported (restart the pod).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_cert_reload: bool,
     /// Export traces (with `OTEL_EXPORTER_OTLP_ENDPOINT`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tracing: bool,
@@ -168,6 +175,17 @@ pub enum Discovery {
     },
 }
 
+/// TLS on the ext_proc port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeTls {
+    /// Plain HTTP/2 (`--secure-serving=false`).
+    Off,
+    /// A certificate generated at start-up (upstream's default).
+    SelfSigned,
+    /// `tls.crt` and `tls.key` in this directory.
+    Files(PathBuf),
+}
+
 /// Everything the EPP needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -186,6 +204,8 @@ pub struct Config {
     pub tokenizer: Option<PathBuf>,
     pub max_request_body_bytes: usize,
     pub telemetry: TelemetryConfig,
+    /// TLS on the ext_proc port.
+    pub tls: ServeTls,
     /// The Kubernetes client for InferencePool discovery; `None` builds one the standard way
     /// (in-cluster service account, or `KUBECONFIG`) when the pool is watched.
     pub kube_client: Option<KubeClient>,
@@ -224,8 +244,17 @@ impl Config {
                 TelemetryConfig::disabled(DEFAULT_SERVICE_NAME)
             }
         };
-        if args.secure_serving {
-            errors.push("--secure-serving=true: TLS is not supported; terminate TLS in front or pass --secure-serving=false".to_owned());
+        let tls = match (args.secure_serving, &args.cert_path) {
+            (false, None) => ServeTls::Off,
+            (false, Some(_)) => {
+                errors.push("--cert-path needs --secure-serving=true".to_owned());
+                ServeTls::Off
+            }
+            (true, None) => ServeTls::SelfSigned,
+            (true, Some(dir)) => ServeTls::Files(dir.clone()),
+        };
+        if args.enable_cert_reload {
+            errors.push("--enable-cert-reload: certificate reload is not supported; restart the EPP when the Secret changes".to_owned());
         }
         if args.metrics_endpoint_auth {
             errors.push("--metrics-endpoint-auth=true: TokenReview auth of /metrics is not supported; set the chart's monitoring.prometheus.auth.enabled=false".to_owned());
@@ -330,6 +359,7 @@ impl Config {
             tokenizer: args.tokenizer,
             max_request_body_bytes: args.max_request_body_bytes,
             telemetry,
+            tls,
             kube_client: None,
         })
     }

@@ -71,6 +71,42 @@ pub enum Error {
     Kube(#[source] kube::Error),
     #[error("pool watch metrics")]
     PoolMetrics(#[source] prometheus::Error),
+    #[error("TLS certificate {path}")]
+    Certificate {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("generating the self-signed certificate")]
+    SelfSigned(#[source] rcgen::Error),
+    #[error("TLS configuration of the ext_proc server")]
+    Tls(#[source] tonic::transport::Error),
+}
+
+/// The ext_proc server's TLS identity: the mounted pair, or one generated now.
+fn tls_identity(tls: &env::ServeTls) -> Result<Option<tonic::transport::Identity>, Error> {
+    let (cert, key) = match tls {
+        env::ServeTls::Off => return Ok(None),
+        env::ServeTls::SelfSigned => {
+            let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+                .map_err(Error::SelfSigned)?;
+            (
+                generated.cert.pem().into_bytes(),
+                generated.signing_key.serialize_pem().into_bytes(),
+            )
+        }
+        env::ServeTls::Files(dir) => {
+            let read = |name: &str| {
+                let path = dir.join(name);
+                std::fs::read(&path).map_err(|source| Error::Certificate {
+                    path: path.display().to_string(),
+                    source,
+                })
+            };
+            (read("tls.crt")?, read("tls.key")?)
+        }
+    };
+    Ok(Some(tonic::transport::Identity::from_pem(cert, key)))
 }
 
 /// A running EPP.
@@ -288,17 +324,26 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
     let service = ExternalProcessorServer::new(server::ExtProc(epp))
         .max_decoding_message_size(config.max_request_body_bytes.saturating_add(1 << 20))
         .max_encoding_message_size(config.max_request_body_bytes.saturating_add(1 << 20));
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = tls_identity(&config.tls)? {
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(Error::Tls)?;
+    }
+    // Health on the ext_proc port too: upstream's Envoy config health-checks it there.
+    let ext_proc_router = builder
+        .add_service(health_service.clone())
+        .add_service(service);
     let stop = stopped(shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(error) = tonic::transport::Server::builder()
-            .add_service(service)
+        if let Err(error) = ext_proc_router
             .serve_with_incoming_shutdown(nodelay(grpc), stop)
             .await
         {
             tracing::error!(%error, "The ext_proc server failed.");
         }
     }));
-    let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<ExternalProcessorServer<server::ExtProc>>()
         .await;
@@ -362,7 +407,7 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
             tracing::error!(%error, "The metrics server failed.");
         }
     }));
-    tracing::info!(%addr, %health_addr, %metrics_addr, pool = %config.pool_name, "Endpoint picker listening.");
+    tracing::info!(%addr, %health_addr, %metrics_addr, tls = ?config.tls, pool = %config.pool_name, "Endpoint picker listening.");
     Ok(Server {
         addr,
         health_addr,

@@ -62,7 +62,7 @@ async fn drive(topology: &Topology, envoy: &Envoy, wait_for_index: bool) -> Vec<
                 let prompt = format!("{} Question 0?", shared_prefix(group, 300));
                 let deadline = Instant::now() + PATIENCE;
                 while route(
-                    topology.epp.addr(),
+                    topology.grpc(),
                     "/v1/completions",
                     &completion(&prompt),
                     None,
@@ -91,7 +91,7 @@ async fn prefix_routing_through_envoy_beats_random_and_forms_one_trace() {
         .parse()
         .expect("sink address");
 
-    let precise = Topology::start(4, &topology::precise_config(), Some(&otlp)).await;
+    let precise = Topology::start_tls(4, &topology::precise_config(), Some(&otlp)).await;
     let envoy = Envoy::start(precise.epp.addr(), precise.sims[0].addr(), Some(otlp_addr)).await;
     let homes = drive(&precise, &envoy, true).await;
     for (group, went) in homes.iter().enumerate() {
@@ -198,7 +198,7 @@ async fn prefix_routing_through_envoy_beats_random_and_forms_one_trace() {
     precise.shutdown().await;
 
     // The same traffic, routed at random over fresh pods.
-    let random = Topology::start(4, &topology::random_config(), None).await;
+    let random = Topology::start_tls(4, &topology::random_config(), None).await;
     let envoy = Envoy::start(random.epp.addr(), random.sims[0].addr(), None).await;
     let spread = drive(&random, &envoy, false).await;
     let random_rate = hit_rate(prefix_cache_totals(&random.sims).await);

@@ -136,7 +136,7 @@ async fn a_removed_pod_leaves_the_candidates_and_bad_input_gets_clear_errors() {
         }
     }
     // A stopped pod stops answering /metrics and ages out of the candidates.
-    let Topology { epp, mut sims } = topology;
+    let Topology { epp, mut sims, .. } = topology;
     let gone = sims.pop().expect("two sims");
     let gone_addr = gone.addr().to_string();
     gone.shutdown().await.expect("clean shutdown");

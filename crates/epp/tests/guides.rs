@@ -231,7 +231,7 @@ async fn the_precise_guide_routes_a_repeated_prompt_to_the_pod_that_cached_it() 
     // Once the blocks are indexed the pick is the cache, not a tie broken at random.
     for _ in 0..10 {
         let routed = topology::route(
-            topology.epp.addr(),
+            topology.grpc(),
             "/v1/completions",
             &topology::completion(&prompt),
             None,

@@ -120,6 +120,7 @@ async fn the_epp_routes_to_the_ready_pods_of_its_pool() {
         "0",
         "--refresh-metrics-interval",
         "50ms",
+        "--secure-serving=false",
         "--pool-name",
         "sim-pool",
         "--pool-namespace",

@@ -363,11 +363,23 @@ fn envoy_yaml(gateway: SocketAddr, admin: SocketAddr, epp: SocketAddr, otlp: Soc
         } else {
             ""
         };
+        // The EPP serves TLS with a self-signed certificate, as upstream; Envoy does not
+        // validate it, as upstream's config.
+        let tls = if name == "epp" {
+            "
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context: {alpn_protocols: [h2], validation_context: {}}"
+        } else {
+            ""
+        };
         format!(
             "
   - name: {name}
     type: STATIC
-    connect_timeout: 5s{protocol}
+    connect_timeout: 5s{protocol}{tls}
     load_assignment:
       cluster_name: {name}
       endpoints:

@@ -70,12 +70,12 @@ fn every_bad_value_is_reported_at_once() {
         "5 parsecs",
         "--config-text",
         "plugins: 3",
-        "--secure-serving",
+        "--enable-cert-reload",
     ]) else {
         panic!("invalid");
     };
     let text = errors.join("\n");
-    assert!(text.contains("--secure-serving=true"), "{text}");
+    assert!(text.contains("--enable-cert-reload"), "{text}");
     assert!(
         text.contains("--refresh-metrics-interval=\"5 parsecs\""),
         "{text}"
@@ -134,4 +134,38 @@ fn unsupported_chart_options_fail_with_a_reason() {
             "{errors:?}"
         );
     }
+}
+
+#[test]
+fn ext_proc_tls_is_on_by_default_as_upstream() {
+    use crate::env::ServeTls;
+    assert_eq!(
+        parse(&["--pool-name", "p"]).unwrap().tls,
+        ServeTls::SelfSigned
+    );
+    assert_eq!(
+        parse(&["--pool-name", "p", "--cert-path", "/etc/epp/tls"])
+            .unwrap()
+            .tls,
+        ServeTls::Files("/etc/epp/tls".into())
+    );
+    assert_eq!(
+        parse(&["--pool-name", "p", "--secure-serving=false"])
+            .unwrap()
+            .tls,
+        ServeTls::Off
+    );
+    let Err(EnvError::Invalid(errors)) = parse(&[
+        "--pool-name",
+        "p",
+        "--secure-serving=false",
+        "--cert-path",
+        "/etc/epp/tls",
+    ]) else {
+        panic!("a certificate without TLS accepted");
+    };
+    assert!(
+        errors.iter().any(|error| error.contains("--cert-path")),
+        "{errors:?}"
+    );
 }

@@ -65,13 +65,34 @@ pub fn random_config() -> String {
 pub struct Topology {
     pub epp: epp::Server,
     pub sims: Vec<vllm_sim::Server>,
+    /// The EPP's certificate when it serves TLS (as upstream does by default).
+    tls: Option<(test_support::tls::SelfSigned, std::path::PathBuf)>,
+}
+
+/// Where the gateway's ext_proc stream goes: plain HTTP/2, or TLS checked against a CA.
+#[derive(Debug, Clone)]
+pub struct GrpcTarget {
+    pub addr: SocketAddr,
+    pub ca_pem: Option<String>,
+}
+
+impl From<SocketAddr> for GrpcTarget {
+    fn from(addr: SocketAddr) -> GrpcTarget {
+        GrpcTarget { addr, ca_pem: None }
+    }
 }
 
 impl Topology {
     /// Starts `n_sims` simulators on pre-picked ports and an EPP configured with them as
     /// static endpoints; waits until every pod is a scheduling candidate.
     pub async fn start(n_sims: usize, config_yaml: &str, otlp: Option<&str>) -> Topology {
-        Topology::start_with(n_sims, config_yaml, otlp, &[]).await
+        Topology::start_with(n_sims, config_yaml, otlp, &[], false).await
+    }
+
+    /// [`Topology::start`] with the EPP serving TLS on its ext_proc port, as the gateway
+    /// meets it in a cluster.
+    pub async fn start_tls(n_sims: usize, config_yaml: &str, otlp: Option<&str>) -> Topology {
+        Topology::start_with(n_sims, config_yaml, otlp, &[], true).await
     }
 
     /// [`Topology::start`] with extra simulator flags.
@@ -80,7 +101,7 @@ impl Topology {
         config_yaml: &str,
         sim_args: &[&str],
     ) -> Topology {
-        Topology::start_with(n_sims, config_yaml, None, sim_args).await
+        Topology::start_with(n_sims, config_yaml, None, sim_args, false).await
     }
 
     async fn start_with(
@@ -88,6 +109,7 @@ impl Topology {
         config_yaml: &str,
         otlp: Option<&str>,
         sim_args: &[&str],
+        serve_tls: bool,
     ) -> Topology {
         let ports: Vec<u16> = (0..n_sims).map(|_| free_port()).collect();
         let mut args = vec![
@@ -108,6 +130,18 @@ impl Topology {
         for port in &ports {
             args.push("--endpoint".to_owned());
             args.push(format!("127.0.0.1:{port}"));
+        }
+        let tls = serve_tls.then(|| {
+            let cert = test_support::tls::SelfSigned::generate();
+            let dir = cert.write_secret_dir();
+            (cert, dir)
+        });
+        match &tls {
+            Some((_, dir)) => {
+                args.push("--cert-path".to_owned());
+                args.push(dir.display().to_string());
+            }
+            None => args.push("--secure-serving=false".to_owned()),
         }
         let mut env = HashMap::new();
         if let Some(endpoint) = otlp {
@@ -151,7 +185,7 @@ impl Topology {
             let config = vllm_sim::Config::from_args(args).expect("valid simulator flags");
             sims.push(vllm_sim::spawn(config).await.expect("the simulator starts"));
         }
-        let topology = Topology { epp, sims };
+        let topology = Topology { epp, sims, tls };
         let deadline = Instant::now() + PATIENCE;
         while topology.epp.datastore().candidates().len() < n_sims {
             assert!(
@@ -167,11 +201,22 @@ impl Topology {
         self.sims.iter().map(|s| s.addr().to_string()).collect()
     }
 
+    /// The EPP's ext_proc port as the gateway dials it.
+    pub fn grpc(&self) -> GrpcTarget {
+        GrpcTarget {
+            addr: self.epp.addr(),
+            ca_pem: self.tls.as_ref().map(|(cert, _)| cert.cert_pem.clone()),
+        }
+    }
+
     pub async fn shutdown(self) {
         for sim in self.sims {
             let _ = sim.shutdown().await;
         }
         self.epp.shutdown().await;
+        if let Some((_, dir)) = &self.tls {
+            test_support::tls::remove_secret_dir(dir);
+        }
     }
 }
 
@@ -184,7 +229,7 @@ pub async fn send_completion(topology: &Topology, prompt: &str) -> String {
 pub async fn send_traced(topology: &Topology, prompt: &str, traceparent: Option<&str>) -> String {
     let body = completion(prompt);
     let Routed::To(destination) =
-        route(topology.epp.addr(), "/v1/completions", &body, traceparent).await
+        route(topology.grpc(), "/v1/completions", &body, traceparent).await
     else {
         panic!("routed");
     };
@@ -204,7 +249,7 @@ pub async fn wait_routed_to(topology: &Topology, prompt: &str, expected: &str) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if route(
-            topology.epp.addr(),
+            topology.grpc(),
             "/v1/completions",
             &completion(prompt),
             None,
@@ -230,10 +275,29 @@ pub enum Routed {
 }
 
 /// Plays the gateway: one ext_proc stream per request.
-pub async fn route(addr: SocketAddr, path: &str, body: &[u8], traceparent: Option<&str>) -> Routed {
-    let mut client = ExternalProcessorClient::connect(format!("http://{addr}"))
-        .await
-        .expect("ext_proc connects");
+pub async fn route(
+    target: impl Into<GrpcTarget>,
+    path: &str,
+    body: &[u8],
+    traceparent: Option<&str>,
+) -> Routed {
+    let target = target.into();
+    let channel = match &target.ca_pem {
+        None => tonic::transport::Endpoint::from_shared(format!("http://{}", target.addr))
+            .expect("endpoint"),
+        Some(ca) => tonic::transport::Endpoint::from_shared(format!("https://{}", target.addr))
+            .expect("endpoint")
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )
+            .expect("TLS config"),
+    }
+    .connect()
+    .await
+    .expect("ext_proc connects");
+    let mut client = ExternalProcessorClient::new(channel);
     let headers = [
         (":method", "POST"),
         (":path", path),

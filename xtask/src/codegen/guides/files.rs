@@ -41,8 +41,8 @@ pub(super) fn gateway_providers() -> Vec<(String, String)> {
             "istio.yaml".to_owned(),
             format!(
                 "{header}\
-# Istio: the gateway talks plain HTTP/2 to our EPP (it serves ext_proc without TLS), so the
-# DestinationRule that the inferencepool chart renders turns TLS off.
+# Istio: the inferencepool chart's DestinationRule speaks TLS to the EPP without verifying
+# it (our EPP, like upstream's, serves a self-signed certificate by default).
 gateway:
   gatewayClassName: istio
   gatewayParameters:
@@ -60,8 +60,6 @@ provider:
   istio:
     destinationRule:
       trafficPolicy:
-        tls:
-          mode: DISABLE
         connectionPool:
           http:
             http1MaxPendingRequests: 256000
