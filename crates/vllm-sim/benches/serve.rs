@@ -5,8 +5,10 @@
 //! 2. Timing error of TTFT and ITL at 1,000 concurrent streams: how far the client-observed
 //!    first token and gaps land from the configured model. Each simulator first serves one
 //!    discarded round of the same shape (the process's first 1,000 streams touch fresh memory
-//!    and are reported separately as the cold round). A plain OS thread sleeping 1 ms beside
-//!    the run reports its worst oversleep: the host's own stalls, which no server can beat.
+//!    and are reported separately as the cold round). Five measured rounds follow, and the
+//!    median round's p99 is the headline. A plain OS thread sleeping 1 ms beside each round
+//!    reports its worst oversleep (the host's own stalls, which no server can beat), and the
+//!    process's CPU time tells how much of the two cores client and server took.
 //!
 //! Run: `cargo bench -p vllm-sim --bench serve` (add `-- --quick` for a short run). Under
 //! `cargo test --all-targets` (no `--bench` argument) it is a short smoke run.
@@ -265,30 +267,48 @@ impl HostStallProbe {
     }
 }
 
-/// Timing errors of one round against the configured prefill and ITL, as one report line.
+/// Timing errors of one round against the configured prefill and ITL: the report line and
+/// the (TTFT, ITL) error p99s.
 fn timing_line(
     label: &str,
     prefill_ms: f64,
     itl_ms: f64,
     mut ttfts: Vec<f64>,
     mut itls: Vec<f64>,
-) -> String {
+) -> (String, f64, f64) {
     let mut ttft_err: Vec<f64> = ttfts.iter().map(|t| (t - prefill_ms).abs()).collect();
     let mut itl_err: Vec<f64> = itls.iter().map(|t| (t - itl_ms).abs()).collect();
     for v in [&mut ttfts, &mut itls, &mut ttft_err, &mut itl_err] {
         v.sort_by(f64::total_cmp);
     }
-    format!(
-        "    {label}: TTFT p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms); ITL p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {:.2} ms)",
+    let (ttft_p99, itl_p99) = (percentile(&ttft_err, 0.99), percentile(&itl_err, 0.99));
+    let line = format!(
+        "    {label}: TTFT p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {ttft_p99:.2} ms); ITL p50 {:.2} p99 {:.2} ms (error p50 {:.2} p99 {itl_p99:.2} ms)",
         percentile(&ttfts, 0.5),
         percentile(&ttfts, 0.99),
         percentile(&ttft_err, 0.5),
-        percentile(&ttft_err, 0.99),
         percentile(&itls, 0.5),
         percentile(&itls, 0.99),
         percentile(&itl_err, 0.5),
-        percentile(&itl_err, 0.99),
-    )
+    );
+    (line, ttft_p99, itl_p99)
+}
+
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`; `None` off
+/// Linux. Over a round it tells how much of the 2 cores client and server took.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 #[allow(clippy::print_stdout)] // a benchmark reports on stdout
@@ -302,6 +322,7 @@ fn main() {
         (false, false) => 5000,
     });
     let n_streams = if smoke { 50 } else { 1000 };
+    let rounds = if smoke { 1 } else { 5 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -337,16 +358,37 @@ fn main() {
             println!("{n} streams, prefill {prefill_ms} ms, ITL {itl_ms} ms:");
             let (ttfts, itls) = streams(url.clone(), n, tokens).await;
             let label = if itl_ms == 100.0 { "cold round (discarded)" } else { "warm-up round (discarded)" };
-            println!("{}", timing_line(label, prefill_ms, itl_ms, ttfts, itls));
-            let probe = HostStallProbe::start();
-            let (ttfts, itls) = streams(url, n, tokens).await;
-            let host_stall_ms = probe.worst_ms();
-            println!("{}", timing_line("measured round", prefill_ms, itl_ms, ttfts, itls));
+            println!("{}", timing_line(label, prefill_ms, itl_ms, ttfts, itls).0);
+            // Several measured rounds: one host stall (the probe below) spoils one round's
+            // p99, so the median round is the simulator's error and every round is shown.
+            let (mut ttft_p99s, mut itl_p99s) = (Vec::new(), Vec::new());
+            for round in 1..=rounds {
+                let probe = HostStallProbe::start();
+                let (cpu_before, wall) = (process_cpu_seconds(), Instant::now());
+                let (ttfts, itls) = streams(url.clone(), n, tokens).await;
+                let elapsed = wall.elapsed().as_secs_f64();
+                let per_second = |before: Option<f64>, after: Option<f64>| match (before, after) {
+                    (Some(before), Some(after)) => format!("{:.2}", (after - before) / elapsed),
+                    _ => "n/a".to_owned(),
+                };
+                let cores = per_second(cpu_before, process_cpu_seconds());
+                let host_stall_ms = probe.worst_ms();
+                let (line, ttft_p99, itl_p99) =
+                    timing_line(&format!("measured round {round}"), prefill_ms, itl_ms, ttfts, itls);
+                println!("{line}");
+                println!(
+                    "      client + server used {cores} of 2 cores; host stall: worst 1 ms sleep overslept by {host_stall_ms:.2} ms"
+                );
+                ttft_p99s.push(ttft_p99);
+                itl_p99s.push(itl_p99);
+            }
             let lateness_p99 =
                 scraped_quantile(&server.url(), "llm_d_sim_engine_timer_lateness_seconds", 0.99)
                     .await;
             println!(
-                "    engine timer lateness p99 {:.3} ms (the simulator's own clock); host stall: worst 1 ms sleep overslept by {host_stall_ms:.2} ms",
+                "    median of {rounds} rounds: TTFT error p99 {:.2} ms, ITL error p99 {:.2} ms; engine timer lateness p99 {:.3} ms (the simulator's own clock)",
+                median(ttft_p99s),
+                median(itl_p99s),
                 lateness_p99 * 1000.0
             );
             server.shutdown().await.expect("shutdown");
