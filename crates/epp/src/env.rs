@@ -148,11 +148,11 @@ pub struct Args {
     /// Ours: bodies larger than this are refused with 413.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BODY_BYTES)]
     pub max_request_body_bytes: usize,
-    /// Upstream guards `/metrics` with a TokenReview; ours serves it unauthenticated, so
-    /// only `false` is accepted (the inferencepool chart passes it when
-    /// `monitoring.prometheus.auth.enabled: false`, as our guides set).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub metrics_endpoint_auth: bool,
+    /// Guard `/metrics` with TokenReview and SubjectAccessReview, as upstream (default: on
+    /// when following an InferencePool, off with static `--endpoint`s, which have no API
+    /// server to ask).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_endpoint_auth: Option<bool>,
     /// Leader election between EPP replicas (the chart passes it when `replicas > 1`); not
     /// supported: run one replica.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -206,6 +206,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// TLS on the ext_proc port.
     pub tls: ServeTls,
+    /// `/metrics` answers only tokens the API server authorizes for it.
+    pub metrics_auth: bool,
     /// The Kubernetes client for InferencePool discovery; `None` builds one the standard way
     /// (in-cluster service account, or `KUBECONFIG`) when the pool is watched.
     pub kube_client: Option<KubeClient>,
@@ -256,9 +258,6 @@ impl Config {
         if args.enable_cert_reload {
             errors.push("--enable-cert-reload: certificate reload is not supported; restart the EPP when the Secret changes".to_owned());
         }
-        if args.metrics_endpoint_auth {
-            errors.push("--metrics-endpoint-auth=true: TokenReview auth of /metrics is not supported; set the chart's monitoring.prometheus.auth.enabled=false".to_owned());
-        }
         if args.ha_enable_leader_election {
             errors.push("--ha-enable-leader-election: leader election is not supported; run one EPP replica".to_owned());
         }
@@ -303,6 +302,9 @@ impl Config {
                 Discovery::Static(specs)
             }
         };
+        let metrics_auth = args
+            .metrics_endpoint_auth
+            .unwrap_or(matches!(discovery, Discovery::InferencePool { .. }));
         let config_text = match (&args.config_file, &args.config_text) {
             (Some(path), _) => match std::fs::read_to_string(path) {
                 Ok(text) => text,
@@ -360,6 +362,7 @@ impl Config {
             max_request_body_bytes: args.max_request_body_bytes,
             telemetry,
             tls,
+            metrics_auth,
             kube_client: None,
         })
     }

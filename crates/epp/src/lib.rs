@@ -11,6 +11,7 @@ pub mod config;
 pub mod datastore;
 pub mod env;
 pub mod framework;
+mod metrics_auth;
 pub mod plugins;
 pub mod request;
 pub mod scheduler;
@@ -67,7 +68,9 @@ pub enum Error {
         #[source]
         source: inference_pool::SpecError,
     },
-    #[error("Kubernetes client for InferencePool discovery (in-cluster or KUBECONFIG)")]
+    #[error(
+        "Kubernetes client for InferencePool discovery or metrics auth (in-cluster or KUBECONFIG)"
+    )]
     Kube(#[source] kube::Error),
     #[error("pool watch metrics")]
     PoolMetrics(#[source] prometheus::Error),
@@ -386,15 +389,31 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
             tracing::error!(%error, "The gRPC health server failed.");
         }
     }));
+    let auth = if config.metrics_auth {
+        let client = inference_pool::KubeClient::or_default(config.kube_client.as_ref())
+            .await
+            .map_err(Error::Kube)?;
+        Some(Arc::new(metrics_auth::MetricsAuth::new(
+            client,
+            Arc::clone(&metrics),
+        )))
+    } else {
+        None
+    };
     let router = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let (registry, auth) = (registry.clone(), auth.clone());
             async move {
-                (
+                if let Some(auth) = &auth
+                    && let Err(refused) = auth.check(&headers).await
+                {
+                    return axum::response::IntoResponse::into_response(refused);
+                }
+                axum::response::IntoResponse::into_response((
                     [("content-type", "text/plain; version=0.0.4")],
                     ::telemetry::encode_metrics(&registry),
-                )
+                ))
             }
         }),
     );

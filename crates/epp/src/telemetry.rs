@@ -137,6 +137,7 @@ pub struct Metrics {
     pub prefix_cache_hits: Counter,
     pub prefix_cache_matched_blocks: Histogram,
     pub routing_decision_duration: Histogram,
+    pub metrics_auth_denied: Counter,
 }
 
 impl Metrics {
@@ -196,6 +197,7 @@ impl Metrics {
             prefix_cache_hits: counter(&defs::PREFIX_CACHE_HITS_TOTAL)?,
             prefix_cache_matched_blocks: histogram(&defs::PREFIX_CACHE_SCORER_MATCHED_BLOCKS)?,
             routing_decision_duration: histogram(&defs::ROUTING_DECISION_DURATION_SECONDS)?,
+            metrics_auth_denied: counter(&defs::METRICS_AUTH_DENIED_TOTAL)?,
         };
         let info = gauge(&defs::INFO)?;
         info.set(

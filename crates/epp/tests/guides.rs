@@ -148,10 +148,20 @@ async fn every_guide_config_starts_the_epp_with_the_charts_arguments() {
         chart_args.push(config_file.display().to_string());
         chart_args.extend(values.flags());
         chart_args.extend(provider_flags());
-        chart_args.extend(["--tracing=false", "--metrics-endpoint-auth=false"].map(str::to_owned));
+        // monitoring.prometheus.auth.enabled keeps the chart from passing
+        // --metrics-endpoint-auth=false.
+        let auth =
+            values.values["inferenceExtension"]["monitoring"]["prometheus"]["auth"]["enabled"]
+                .as_bool()
+                .expect("auth.enabled");
+        chart_args.push("--tracing=false".to_owned());
+        if !auth {
+            chart_args.push("--metrics-endpoint-auth=false".to_owned());
+        }
         let parsed = parse(chart_args.clone())
             .unwrap_or_else(|error| panic!("{}: {error}", values.path.display()));
         assert_eq!(parsed.telemetry.log_format, telemetry::LogFormat::Json);
+        assert_eq!(parsed.metrics_auth, auth, "{}", values.path.display());
 
         // Started for real, with static endpoints in place of the pool (no API server here).
         let mut local = chart_args;

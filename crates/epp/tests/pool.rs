@@ -121,6 +121,8 @@ async fn the_epp_routes_to_the_ready_pods_of_its_pool() {
         "--refresh-metrics-interval",
         "50ms",
         "--secure-serving=false",
+        // Scraped below without a token; the auth test covers the guard.
+        "--metrics-endpoint-auth=false",
         "--pool-name",
         "sim-pool",
         "--pool-namespace",
@@ -162,4 +164,84 @@ async fn the_epp_routes_to_the_ready_pods_of_its_pool() {
     for sim in sims {
         let _ = sim.shutdown().await;
     }
+}
+
+/// `/metrics` of an EPP that follows a pool answers only tokens the API server authenticates
+/// and authorizes for `get /metrics`, as upstream's; refusals are counted by reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_only_tokens_allowed_to_read_them() {
+    let api = KubeApi::start().await;
+    api.apply(
+        &inference_pools(NS, "inference.networking.k8s.io", "v1"),
+        pool_object(8000),
+    );
+    let reader = "system:serviceaccount:llm-d-monitoring:prometheus";
+    api.add_token("reader-token", reader);
+    api.allow_metrics(reader);
+    api.add_token("other-token", "system:serviceaccount:llm-d:default");
+    let args = [
+        "epp",
+        "--host",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--grpc-health-port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--secure-serving=false",
+        "--pool-name",
+        "sim-pool",
+        "--pool-namespace",
+        NS,
+    ];
+    let mut config = epp::Config::parse(args, &epp::env::TestEnv(HashMap::new())).expect("flags");
+    assert!(
+        config.metrics_auth,
+        "on by default with a pool, as upstream"
+    );
+    config.kube_client = Some(epp::env::KubeClient(api.client()));
+    let epp = epp::spawn(config).await.expect("the EPP starts");
+    let url = format!("http://{}/metrics", epp.metrics_addr());
+    let client = topology::client();
+    let get = |token: Option<&'static str>| {
+        let mut request = client.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.expect("metrics answers");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    assert_eq!(get(None).await.0, 401);
+    assert_eq!(get(Some("guessed")).await.0, 401);
+    assert_eq!(get(Some("other-token")).await.0, 403);
+    let (status, body) = get(Some("reader-token")).await;
+    assert_eq!(status, 200, "{body}");
+    let denied = metrics_schema::epp::METRICS_AUTH_DENIED_TOTAL.name;
+    for (reason, count) in [
+        ("missing_token", 1.0),
+        ("unauthenticated", 1.0),
+        ("forbidden", 1.0),
+    ] {
+        let line = format!("{denied}{{reason=\"{reason}\"}} ");
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert_eq!(value, Some(count), "{reason}");
+    }
+    // The verdict is cached: a second scrape asks the API server nothing.
+    let before = api.requests();
+    assert_eq!(get(Some("reader-token")).await.0, 200);
+    assert_eq!(api.requests(), before);
+    // A review that cannot be made refuses with 500 and is not cached.
+    api.set_failing(true);
+    assert_eq!(get(Some("other-token-2")).await.0, 500);
+    api.set_failing(false);
+    api.add_token("other-token-2", reader);
+    assert_eq!(get(Some("other-token-2")).await.0, 200);
+    epp.shutdown().await;
 }

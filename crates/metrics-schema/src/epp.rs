@@ -98,6 +98,7 @@ pub const ALL: &[&MetricDef] = &[
     &PREFIX_CACHE_HITS_TOTAL,
     &PREFIX_CACHE_SCORER_MATCHED_BLOCKS,
     &ROUTING_DECISION_DURATION_SECONDS,
+    &METRICS_AUTH_DENIED_TOTAL,
 ];
 
 // Requests (GAIE "inference objective" families).
@@ -359,6 +360,22 @@ pub const ROUTING_DECISION_DURATION_SECONDS: MetricDef = MetricDef {
     buckets: Buckets::Explicit(&[
         0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
     ]),
+    origin: Origin::Ours,
+    stability: Stability::Beta,
+    deprecated_alias: None,
+};
+
+// Ours: the metrics endpoint's own guard.
+
+/// `/metrics` scrapes refused by `--metrics-endpoint-auth` (TokenReview and
+/// SubjectAccessReview, as upstream's controller-runtime filter), by reason.
+pub const METRICS_AUTH_DENIED_TOTAL: MetricDef = MetricDef {
+    name: "llm_d_epp_metrics_auth_denied_total",
+    kind: Kind::Counter,
+    unit: Unit::Count,
+    help: "Scrapes of /metrics refused by the endpoint's authentication and authorization, by reason.",
+    labels: &[labels::REASON],
+    buckets: Buckets::None,
     origin: Origin::Ours,
     stability: Stability::Beta,
     deprecated_alias: None,

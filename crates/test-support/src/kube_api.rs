@@ -4,8 +4,11 @@
 //!
 //! Tests change objects with [`KubeApi::apply`] and [`KubeApi::delete`], and take the server
 //! down and up with [`KubeApi::set_failing`] to exercise a watcher's retries.
+//!
+//! It also answers TokenReview and SubjectAccessReview creations: [`KubeApi::add_token`] makes
+//! a token authenticate as a user, [`KubeApi::allow_metrics`] lets a user `get /metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -45,6 +48,10 @@ struct Store {
 
 struct Inner {
     store: Mutex<Store>,
+    /// Token → username, for TokenReview.
+    tokens: Mutex<HashMap<String, String>>,
+    /// Users allowed `get` on the non-resource URL `/metrics`.
+    metrics_readers: Mutex<HashSet<String>>,
     events: tokio::sync::broadcast::Sender<Event>,
     failing: tokio::sync::watch::Sender<bool>,
     requests: std::sync::atomic::AtomicU64,
@@ -69,11 +76,21 @@ impl KubeApi {
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let inner = Arc::new(Inner {
             store: Mutex::new(Store::default()),
+            tokens: Mutex::new(HashMap::new()),
+            metrics_readers: Mutex::new(HashSet::new()),
             events,
             failing: tokio::sync::watch::Sender::new(false),
             requests: std::sync::atomic::AtomicU64::new(0),
         });
         let router = axum::Router::new()
+            .route(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                axum::routing::post(token_review),
+            )
+            .route(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                axum::routing::post(access_review),
+            )
             .fallback(handle)
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -130,6 +147,24 @@ impl KubeApi {
         object["metadata"]["resourceVersion"] = json!(store.resource_version.to_string());
         publish(&self.inner, &mut store, collection, "DELETED", object);
         true
+    }
+
+    /// TokenReviews of `token` authenticate it as `user`.
+    pub fn add_token(&self, token: &str, user: &str) {
+        self.inner
+            .tokens
+            .lock()
+            .expect("tokens")
+            .insert(token.to_owned(), user.to_owned());
+    }
+
+    /// SubjectAccessReviews allow `user` to `get /metrics`.
+    pub fn allow_metrics(&self, user: &str) {
+        self.inner
+            .metrics_readers
+            .lock()
+            .expect("readers")
+            .insert(user.to_owned());
     }
 
     /// While failing, every request gets a 500 and open watches end.
@@ -212,16 +247,63 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A 500 with a Status body, as an API server whose storage is gone answers (kube's client
+/// retries 503s itself, so those would never reach the caller).
+fn internal_error() -> Response {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500,
+    });
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(status)).into_response()
+}
+
+/// `POST tokenreviews`: the review back with `status.authenticated` and the user.
+async fn token_review(
+    State(inner): State<Arc<Inner>>,
+    axum::Json(mut review): axum::Json<Value>,
+) -> Response {
+    inner.requests.fetch_add(1, Ordering::SeqCst);
+    if *inner.failing.borrow() {
+        return internal_error();
+    }
+    let token = review["spec"]["token"].as_str().unwrap_or_default();
+    let user = inner.tokens.lock().expect("tokens").get(token).cloned();
+    review["status"] = match user {
+        Some(user) => {
+            json!({"authenticated": true, "user": {"username": user, "groups": ["system:authenticated"]}})
+        }
+        None => json!({"authenticated": false, "error": "invalid bearer token"}),
+    };
+    (StatusCode::CREATED, axum::Json(review)).into_response()
+}
+
+/// `POST subjectaccessreviews`: allowed only for a metrics reader's `get /metrics`.
+async fn access_review(
+    State(inner): State<Arc<Inner>>,
+    axum::Json(mut review): axum::Json<Value>,
+) -> Response {
+    inner.requests.fetch_add(1, Ordering::SeqCst);
+    if *inner.failing.borrow() {
+        return internal_error();
+    }
+    let spec = &review["spec"];
+    let user = spec["user"].as_str().unwrap_or_default();
+    let asks_for_metrics = spec["nonResourceAttributes"]["path"] == "/metrics"
+        && spec["nonResourceAttributes"]["verb"] == "get";
+    let allowed = asks_for_metrics
+        && inner
+            .metrics_readers
+            .lock()
+            .expect("readers")
+            .contains(user);
+    review["status"] = json!({"allowed": allowed});
+    (StatusCode::CREATED, axum::Json(review)).into_response()
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
     if *inner.failing.borrow() {
-        // A 500 with a Status body, as an API server whose storage is gone answers (kube's
-        // client retries 503s itself, so those would never reach the watcher).
-        let status = json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500,
-        });
-        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(status)).into_response();
+        return internal_error();
     }
     let collection = uri.path().trim_start_matches('/').to_owned();
     let query = query(&uri);

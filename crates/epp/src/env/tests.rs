@@ -120,11 +120,11 @@ fn inferencepool_chart_arguments_are_accepted() {
 #[test]
 fn unsupported_chart_options_fail_with_a_reason() {
     for (flag, reason) in [
-        (
-            "--metrics-endpoint-auth=true",
-            "monitoring.prometheus.auth.enabled=false",
-        ),
         ("--ha-enable-leader-election", "run one EPP replica"),
+        (
+            "--enable-cert-reload",
+            "certificate reload is not supported",
+        ),
     ] {
         let Err(EnvError::Invalid(errors)) = parse(&["--pool-name", "p", flag]) else {
             panic!("{flag} accepted");
@@ -167,5 +167,25 @@ fn ext_proc_tls_is_on_by_default_as_upstream() {
     assert!(
         errors.iter().any(|error| error.contains("--cert-path")),
         "{errors:?}"
+    );
+}
+
+#[test]
+fn metrics_auth_is_on_with_a_pool_and_off_with_static_endpoints() {
+    assert!(parse(&["--pool-name", "p"]).unwrap().metrics_auth);
+    assert!(
+        !parse(&["--pool-name", "p", "--metrics-endpoint-auth=false"])
+            .unwrap()
+            .metrics_auth
+    );
+    assert!(
+        !parse(&["--endpoint", "127.0.0.1:8000"])
+            .unwrap()
+            .metrics_auth
+    );
+    assert!(
+        parse(&["--endpoint", "127.0.0.1:8000", "--metrics-endpoint-auth"])
+            .unwrap()
+            .metrics_auth
     );
 }

@@ -572,10 +572,11 @@ fn gaie_values(guide: &Guide, sim: bool) -> String {
     interval: 10s
     prometheus:
       enabled: true
-      # Our EPP serves /metrics without TokenReview auth; the chart then passes
-      # --metrics-endpoint-auth=false.
+      # /metrics answers only the reader token in this Secret (TokenReview and
+      # SubjectAccessReview, as upstream's EPP).
       auth:
-        enabled: false
+        enabled: true
+        secretName: {release}-gateway-sa-metrics-reader-secret
   tracing:
     enabled: false
     otelExporterEndpoint: http://otel-collector:4318
@@ -600,6 +601,7 @@ inferencePool:
         running_metric = vllm::NUM_REQUESTS_RUNNING.name,
         file = guide.plugins_file,
         selector = labels_yaml(&guide.pool_selector(), 6),
+        release = guide.release,
     )
 }
 
