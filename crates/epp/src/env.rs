@@ -117,7 +117,7 @@ pub struct Args {
     /// A directory holding `tls.crt` and `tls.key` (a mounted `kubernetes.io/tls` Secret).
     #[arg(long)]
     pub cert_path: Option<PathBuf>,
-    /// Reloading the certificate when the files change; not supported (restart the pod).
+    /// Re-read `--cert-path`'s pair when it changes (a renewed Secret), without a restart.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enable_cert_reload: bool,
     /// Export traces (with `OTEL_EXPORTER_OTLP_ENDPOINT`).
@@ -175,16 +175,8 @@ pub enum Discovery {
     },
 }
 
-/// TLS on the ext_proc port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServeTls {
-    /// Plain HTTP/2 (`--secure-serving=false`).
-    Off,
-    /// A certificate generated at start-up (upstream's default).
-    SelfSigned,
-    /// `tls.crt` and `tls.key` in this directory.
-    Files(PathBuf),
-}
+/// TLS on the ext_proc port: off, self-signed (upstream's default), or a mounted pair.
+pub use server_tls::ServeTls;
 
 /// Everything the EPP needs to run.
 #[derive(Debug, Clone)]
@@ -206,6 +198,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// TLS on the ext_proc port.
     pub tls: ServeTls,
+    /// Re-read a mounted certificate when it changes.
+    pub cert_reload: bool,
     /// `/metrics` answers only tokens the API server authorizes for it.
     pub metrics_auth: bool,
     /// The Kubernetes client for InferencePool discovery; `None` builds one the standard way
@@ -255,8 +249,8 @@ impl Config {
             (true, None) => ServeTls::SelfSigned,
             (true, Some(dir)) => ServeTls::Files(dir.clone()),
         };
-        if args.enable_cert_reload {
-            errors.push("--enable-cert-reload: certificate reload is not supported; restart the EPP when the Secret changes".to_owned());
+        if args.enable_cert_reload && !matches!(tls, ServeTls::Files(_)) {
+            errors.push("--enable-cert-reload needs --cert-path".to_owned());
         }
         if args.ha_enable_leader_election {
             errors.push("--ha-enable-leader-election: leader election is not supported; run one EPP replica".to_owned());
@@ -362,6 +356,7 @@ impl Config {
             max_request_body_bytes: args.max_request_body_bytes,
             telemetry,
             tls,
+            cert_reload: args.enable_cert_reload,
             metrics_auth,
             kube_client: None,
         })

@@ -74,42 +74,8 @@ pub enum Error {
     Kube(#[source] kube::Error),
     #[error("pool watch metrics")]
     PoolMetrics(#[source] prometheus::Error),
-    #[error("TLS certificate {path}")]
-    Certificate {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("generating the self-signed certificate")]
-    SelfSigned(#[source] rcgen::Error),
-    #[error("TLS configuration of the ext_proc server")]
-    Tls(#[source] tonic::transport::Error),
-}
-
-/// The ext_proc server's TLS identity: the mounted pair, or one generated now.
-fn tls_identity(tls: &env::ServeTls) -> Result<Option<tonic::transport::Identity>, Error> {
-    let (cert, key) = match tls {
-        env::ServeTls::Off => return Ok(None),
-        env::ServeTls::SelfSigned => {
-            let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-                .map_err(Error::SelfSigned)?;
-            (
-                generated.cert.pem().into_bytes(),
-                generated.signing_key.serialize_pem().into_bytes(),
-            )
-        }
-        env::ServeTls::Files(dir) => {
-            let read = |name: &str| {
-                let path = dir.join(name);
-                std::fs::read(&path).map_err(|source| Error::Certificate {
-                    path: path.display().to_string(),
-                    source,
-                })
-            };
-            (read("tls.crt")?, read("tls.key")?)
-        }
-    };
-    Ok(Some(tonic::transport::Identity::from_pem(cert, key)))
+    #[error("TLS of the ext_proc port")]
+    Tls(#[from] server_tls::Error),
 }
 
 /// A running EPP.
@@ -199,6 +165,59 @@ fn nodelay(
         }
         accepted
     })
+}
+
+/// How often a mounted certificate is checked for a renewal (`--enable-cert-reload`).
+const CERT_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// A client that has not finished its TLS handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// TLS connections of `listener`, each handshake on its own task so a slow client delays no
+/// other; failed handshakes are counted and dropped.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    metrics: Arc<telemetry::Metrics>,
+) -> impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            // The server dropping the stream (shutdown) ends the accept loop and frees the port.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = sender.closed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "Accepting an ext_proc connection failed.");
+                    continue;
+                }
+            };
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "Setting TCP_NODELAY failed.");
+            }
+            let (acceptor, handshaken, metrics) =
+                (acceptor.clone(), sender.clone(), Arc::clone(&metrics));
+            tokio::spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = handshaken.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => {
+                        metrics.tls_handshake_failures.inc(&[]);
+                        tracing::debug!(%peer, %error, "ext_proc TLS handshake failed.");
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_failures.inc(&[]);
+                        tracing::debug!(%peer, "ext_proc TLS handshake timed out.");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
 /// Feeds the pool's endpoints into the datastore as they change. Ranks beyond the first
@@ -328,25 +347,40 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
         .max_decoding_message_size(config.max_request_body_bytes.saturating_add(1 << 20))
         .max_encoding_message_size(config.max_request_body_bytes.saturating_add(1 << 20));
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(identity) = tls_identity(&config.tls)? {
-        builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(Error::Tls)?;
+    let serving_tls = server_tls::ServerTls::new(&config.tls, &[b"h2"])?;
+    if config.cert_reload
+        && let Some(task) = serving_tls
+            .as_ref()
+            .and_then(|tls| tls.watch(CERT_RELOAD_INTERVAL))
+    {
+        tasks.push(task);
     }
     // Health on the ext_proc port too: upstream's Envoy config health-checks it there.
-    let ext_proc_router = builder
+    let ext_proc_router = tonic::transport::Server::builder()
         .add_service(health_service.clone())
         .add_service(service);
     let stop = stopped(shutdown_rx.clone());
-    tasks.push(tokio::spawn(async move {
-        if let Err(error) = ext_proc_router
-            .serve_with_incoming_shutdown(nodelay(grpc), stop)
-            .await
-        {
-            tracing::error!(%error, "The ext_proc server failed.");
+    tasks.push(match serving_tls {
+        None => tokio::spawn(async move {
+            if let Err(error) = ext_proc_router
+                .serve_with_incoming_shutdown(nodelay(grpc), stop)
+                .await
+            {
+                tracing::error!(%error, "The ext_proc server failed.");
+            }
+        }),
+        Some(tls) => {
+            let incoming = tls_incoming(grpc, tls.acceptor(), Arc::clone(&metrics));
+            tokio::spawn(async move {
+                if let Err(error) = ext_proc_router
+                    .serve_with_incoming_shutdown(incoming, stop)
+                    .await
+                {
+                    tracing::error!(%error, "The ext_proc server failed.");
+                }
+            })
         }
-    }));
+    });
     reporter
         .set_serving::<ExternalProcessorServer<server::ExtProc>>()
         .await;

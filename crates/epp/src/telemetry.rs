@@ -138,6 +138,7 @@ pub struct Metrics {
     pub prefix_cache_matched_blocks: Histogram,
     pub routing_decision_duration: Histogram,
     pub metrics_auth_denied: Counter,
+    pub tls_handshake_failures: Counter,
 }
 
 impl Metrics {
@@ -198,6 +199,7 @@ impl Metrics {
             prefix_cache_matched_blocks: histogram(&defs::PREFIX_CACHE_SCORER_MATCHED_BLOCKS)?,
             routing_decision_duration: histogram(&defs::ROUTING_DECISION_DURATION_SECONDS)?,
             metrics_auth_denied: counter(&defs::METRICS_AUTH_DENIED_TOTAL)?,
+            tls_handshake_failures: counter(&defs::TLS_HANDSHAKE_FAILURES_TOTAL)?,
         };
         let info = gauge(&defs::INFO)?;
         info.set(

@@ -50,6 +50,11 @@ async fn post(envoy: &Envoy, prompt: &str, traceparent: Option<&str>) -> Sent {
 async fn drive(topology: &Topology, envoy: &Envoy, wait_for_index: bool) -> Vec<Vec<String>> {
     let mut homes = vec![Vec::new(); GROUPS];
     for question in 0..QUESTIONS {
+        let applied_before = if question == 0 && wait_for_index {
+            topology::events_applied(topology).await
+        } else {
+            0.0
+        };
         for (group, home) in homes.iter_mut().enumerate() {
             let prompt = format!("{} Question {question}?", shared_prefix(group, 300));
             let sent = post(envoy, &prompt, None).await;
@@ -57,7 +62,17 @@ async fn drive(topology: &Topology, envoy: &Envoy, wait_for_index: bool) -> Vec<
             home.push(sent.upstream);
         }
         if question == 0 && wait_for_index {
-            // KV events arrive asynchronously; wait until the EPP has seen each first prompt.
+            // KV events arrive asynchronously: wait until the EPP has applied events for every
+            // first prompt (a route that lands home before them is a tie broken by chance),
+            // then until each first prompt routes home.
+            let deadline = Instant::now() + PATIENCE;
+            while topology::events_applied(topology).await < applied_before + GROUPS as f64 {
+                assert!(
+                    Instant::now() < deadline,
+                    "every first prompt's KV events arrive"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             for (group, home) in homes.iter().enumerate() {
                 let prompt = format!("{} Question 0?", shared_prefix(group, 300));
                 let deadline = Instant::now() + PATIENCE;

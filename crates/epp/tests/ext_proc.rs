@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use topology::{
     PATIENCE, Routed, Sink, Topology, attr, completion, metric_sum, route, scrape, send_traced,
-    shared_prefix, wait_routed_to,
+    send_until_indexed, shared_prefix,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,8 +19,7 @@ async fn shared_prefixes_land_where_their_blocks_are_cached() {
     for group in 0..4 {
         let prefix = shared_prefix(group, 300);
         let first = format!("{prefix} Question 0?");
-        let home = send_traced(&topology, &first, None).await;
-        wait_routed_to(&topology, &first, &home).await;
+        let home = send_until_indexed(&topology, &first).await;
         for question in 1..5 {
             let prompt = format!("{prefix} Question {question}?");
             let went = send_traced(&topology, &prompt, None).await;
@@ -160,4 +159,37 @@ async fn a_removed_pod_leaves_the_candidates_and_bad_input_gets_clear_errors() {
         let _ = sim.shutdown().await;
     }
     epp.shutdown().await;
+}
+
+/// The ext_proc port serves TLS by default, as upstream; a client that does not speak TLS is
+/// dropped and counted, and a TLS client that trusts the certificate is routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_port_counts_failed_handshakes_and_routes_tls_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let topology = Topology::start_tls(1, &topology::random_config(), None).await;
+    let mut plain = tokio::net::TcpStream::connect(topology.epp.addr())
+        .await
+        .expect("TCP connects");
+    plain
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest).await;
+    let url = format!("http://{}/metrics", topology.epp.metrics_addr());
+    let failures = metrics_schema::epp::TLS_HANDSHAKE_FAILURES_TOTAL.name;
+    let deadline = Instant::now() + PATIENCE;
+    while metric_sum(&scrape(&url).await, failures) < 1.0 {
+        assert!(Instant::now() < deadline, "the failed handshake is counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let routed = route(
+        topology.grpc(),
+        "/v1/completions",
+        &completion("Over TLS."),
+        None,
+    )
+    .await;
+    assert!(matches!(routed, Routed::To(_)), "{routed:?}");
+    topology.shutdown().await;
 }

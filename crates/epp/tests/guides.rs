@@ -225,19 +225,7 @@ async fn the_precise_guide_routes_a_repeated_prompt_to_the_pod_that_cached_it() 
     let topology =
         topology::Topology::start_with_sim_args(3, &config, &["--block-size", &block_size]).await;
     let prompt = topology::shared_prefix(0, 600);
-    let first = topology::send_completion(&topology, &prompt).await;
-    // A route to `first` before the events arrive would be a tie broken by chance.
-    let metrics = format!("http://{}/metrics", topology.epp.metrics_addr());
-    let applied = metrics_schema::kv_index::EVENTS_APPLIED_TOTAL.name;
-    let deadline = std::time::Instant::now() + topology::PATIENCE;
-    while topology::metric_sum(&topology::scrape(&metrics).await, applied) < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pod's KV events arrive"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    topology::wait_routed_to(&topology, &prompt, &first).await;
+    let first = topology::send_until_indexed(&topology, &prompt).await;
     // Once the blocks are indexed the pick is the cache, not a tie broken at random.
     for _ in 0..10 {
         let routed = topology::route(

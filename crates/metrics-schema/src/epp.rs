@@ -99,6 +99,7 @@ pub const ALL: &[&MetricDef] = &[
     &PREFIX_CACHE_SCORER_MATCHED_BLOCKS,
     &ROUTING_DECISION_DURATION_SECONDS,
     &METRICS_AUTH_DENIED_TOTAL,
+    &TLS_HANDSHAKE_FAILURES_TOTAL,
 ];
 
 // Requests (GAIE "inference objective" families).
@@ -375,6 +376,20 @@ pub const METRICS_AUTH_DENIED_TOTAL: MetricDef = MetricDef {
     unit: Unit::Count,
     help: "Scrapes of /metrics refused by the endpoint's authentication and authorization, by reason.",
     labels: &[labels::REASON],
+    buckets: Buckets::None,
+    origin: Origin::Ours,
+    stability: Stability::Beta,
+    deprecated_alias: None,
+};
+
+/// ext_proc connections whose TLS handshake failed or timed out (plain HTTP/2 to the TLS
+/// port, an unknown CA on a checking client).
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: MetricDef = MetricDef {
+    name: "llm_d_epp_tls_handshake_failures_total",
+    kind: Kind::Counter,
+    unit: Unit::Count,
+    help: "Connections to the ext_proc port whose TLS handshake failed or timed out.",
+    labels: &[],
     buckets: Buckets::None,
     origin: Origin::Ours,
     stability: Stability::Beta,

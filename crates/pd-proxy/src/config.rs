@@ -42,6 +42,7 @@ pub const DEFAULT_MAX_IDLE_CONNS_PER_HOST: usize = 1024;
 pub const DEFAULT_PREFILL_TIMEOUT: &str = "60s";
 pub const DEFAULT_DECODE_TIMEOUT: &str = "300s";
 pub const DEFAULT_PREFILL_RETRY_BACKOFF: &str = "200ms";
+pub const DEFAULT_CERT_RELOAD_INTERVAL: &str = "10s";
 pub const DEFAULT_POOL_REFRESH_INTERVAL: &str = "5s";
 pub const DEFAULT_MAX_REQUEST_BODY_MB: usize = 32;
 
@@ -89,9 +90,12 @@ pub struct Args {
     /// true; the modelservice chart renders it explicitly, and ours defaults to false.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
     pub secure_proxy: bool,
-    /// Directory with tls.crt/tls.key for --secure-proxy.
+    /// Directory with tls.crt/tls.key for --secure-proxy; re-read when it changes.
     #[arg(long)]
     pub cert_path: Option<PathBuf>,
+    /// Ours: how often the --cert-path pair is checked for a renewal.
+    #[arg(long, default_value = DEFAULT_CERT_RELOAD_INTERVAL, value_parser = go_duration)]
+    pub cert_reload_interval: Duration,
     /// 2025: TLS to the prefill pods.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
     pub prefiller_use_tls: bool,
@@ -210,16 +214,9 @@ pub struct TlsConfig {
     pub decoder: UpstreamTls,
 }
 
-/// How the listen port serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServeTls {
-    /// Plain HTTP.
-    Off,
-    /// TLS with a certificate generated at start-up (upstream's default without `--cert-path`).
-    SelfSigned,
-    /// TLS with `tls.crt` and `tls.key` from this directory (a mounted Secret).
-    Files(PathBuf),
-}
+/// How the listen port serves: plain HTTP, a certificate generated at start-up (upstream's
+/// default without `--cert-path`), or a mounted `tls.crt`/`tls.key`, re-read when it changes.
+pub use server_tls::ServeTls;
 
 /// How one upstream stage is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +268,8 @@ pub struct Config {
     pub connector: Connector,
     pub ssrf: SsrfConfig,
     pub tls: TlsConfig,
+    /// How often a mounted certificate is checked for a renewal.
+    pub cert_reload_interval: Duration,
     /// Random choice among several prefill hosts.
     pub prefiller_sampling: bool,
     pub prefill_timeout: Duration,
@@ -422,6 +421,7 @@ impl Config {
                 inference_pool,
             },
             tls,
+            cert_reload_interval: args.cert_reload_interval,
             prefiller_sampling: args
                 .enable_prefiller_sampling
                 .or(env.prefiller_sampling)

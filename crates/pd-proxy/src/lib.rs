@@ -144,7 +144,16 @@ pub async fn spawn(config: Config) -> Result<Server, Error> {
         let watch = inference_pool::watch(client, pool.clone(), Some(watch_metrics));
         background.push(tokio::spawn(follow_pool(watch, Arc::clone(&allowlist))));
     }
-    let server_tls = tls::server_config(&config.tls.serve)?.map(tokio_rustls::TlsAcceptor::from);
+    let serving_tls = server_tls::ServerTls::new(&config.tls.serve, &[b"http/1.1"])
+        .map_err(tls::TlsError::from)?;
+    // A mounted pair is re-read as cert-manager renews it, as upstream's sidecar does.
+    if let Some(task) = serving_tls
+        .as_ref()
+        .and_then(|tls| tls.watch(config.cert_reload_interval))
+    {
+        background.push(task);
+    }
+    let server_tls = serving_tls.map(|tls| tls.acceptor());
     let proxy = Arc::new(proxy::Proxy {
         prefiller: proxy::Upstream::new(config.tls.prefiller, config.max_idle_conns_per_host)?,
         decoder_upstream: proxy::Upstream::new(config.tls.decoder, config.max_idle_conns_per_host)?,

@@ -123,7 +123,7 @@ fn unsupported_chart_options_fail_with_a_reason() {
         ("--ha-enable-leader-election", "run one EPP replica"),
         (
             "--enable-cert-reload",
-            "certificate reload is not supported",
+            "--enable-cert-reload needs --cert-path",
         ),
     ] {
         let Err(EnvError::Invalid(errors)) = parse(&["--pool-name", "p", flag]) else {

@@ -244,6 +244,38 @@ pub async fn send_traced(topology: &Topology, prompt: &str, traceparent: Option<
     destination
 }
 
+/// KV events the EPP's precise scorer has applied so far (its config must enable metrics).
+pub async fn events_applied(topology: &Topology) -> f64 {
+    let url = format!("http://{}/metrics", topology.epp.metrics_addr());
+    metric_sum(
+        &scrape(&url).await,
+        metrics_schema::kv_index::EVENTS_APPLIED_TOTAL.name,
+    )
+}
+
+/// Polls until the EPP has applied more than `before` KV events.
+pub async fn wait_events_applied(topology: &Topology, before: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    while events_applied(topology).await <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the pod's KV events reach the EPP"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `prompt` and waits until the EPP has indexed its blocks and routes it back to the
+/// pod that served it; returns that pod. (Waiting for the route alone could end on a tie
+/// broken by chance before the events arrive.)
+pub async fn send_until_indexed(topology: &Topology, prompt: &str) -> String {
+    let before = events_applied(topology).await;
+    let home = send_traced(topology, prompt, None).await;
+    wait_events_applied(topology, before).await;
+    wait_routed_to(topology, prompt, &home).await;
+    home
+}
+
 /// Polls until the EPP routes `prompt` to `expected` (its KV events have arrived).
 pub async fn wait_routed_to(topology: &Topology, prompt: &str, expected: &str) {
     let deadline = Instant::now() + PATIENCE;

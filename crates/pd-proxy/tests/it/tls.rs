@@ -120,7 +120,13 @@ async fn secure_proxy_serves_tls_and_counts_failed_handshakes() {
     let port = decode.addr().port();
     let mounted = sidecar_with_env(
         port,
-        &["--secure-proxy", "--cert-path", secret.to_str().unwrap()],
+        &[
+            "--secure-proxy",
+            "--cert-path",
+            secret.to_str().unwrap(),
+            "--cert-reload-interval",
+            "20ms",
+        ],
         &[],
     )
     .await;
@@ -159,6 +165,35 @@ async fn secure_proxy_serves_tls_and_counts_failed_handshakes() {
             .send()
             .await
             .is_err()
+    );
+
+    // A renewed Secret (cert-manager rewrites the mounted files) serves new handshakes
+    // without a restart.
+    let renewed = SelfSigned::generate();
+    std::fs::write(secret.join("tls.crt"), &renewed.cert_pem).unwrap();
+    std::fs::write(secret.join("tls.key"), &renewed.key_pem).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while https_client(Some(&renewed))
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate serves"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        https_client(Some(&certificate))
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .is_err(),
+        "the old certificate no longer serves"
     );
 
     // Without --cert-path the sidecar makes its own certificate, as upstream.
