@@ -155,35 +155,59 @@ impl Topology {
         let epp = epp::spawn(config).await.expect("the EPP starts");
         let zmq = epp.kv_events_endpoints().first().cloned();
         let mut sims = Vec::new();
-        for port in &ports {
-            let mut args = vec![
-                "vllm-sim".to_owned(),
-                "--model".to_owned(),
-                MODEL.to_owned(),
-                "--port".to_owned(),
-                port.to_string(),
-                "--max-model-len".to_owned(),
-                "40000".to_owned(),
-            ];
-            if let Some(endpoint) = &zmq {
-                args.push("--kv-events-config".to_owned());
-                args.push(
-                    serde_json::json!({
-                        "enable_kv_cache_events": true,
-                        "publisher": "zmq",
-                        "endpoint": endpoint,
-                        "topic": format!("kv@127.0.0.1:{port}@{MODEL}"),
-                    })
-                    .to_string(),
-                );
-            }
-            args.extend(sim_args.iter().map(|arg| (*arg).to_owned()));
-            if let Some(endpoint) = otlp {
-                args.push("--otlp-traces-endpoint".to_owned());
-                args.push(endpoint.to_owned());
-            }
-            let config = vllm_sim::Config::from_args(args).expect("valid simulator flags");
-            sims.push(vllm_sim::spawn(config).await.expect("the simulator starts"));
+        let mut moved = false;
+        for &picked in &ports {
+            // The pre-picked port may be taken by a parallel test meanwhile: pick another and
+            // tell the EPP's datastore below.
+            let mut port = picked;
+            let mut attempts = 0;
+            let sim = loop {
+                attempts += 1;
+                let mut args = vec![
+                    "vllm-sim".to_owned(),
+                    "--model".to_owned(),
+                    MODEL.to_owned(),
+                    "--port".to_owned(),
+                    port.to_string(),
+                    "--max-model-len".to_owned(),
+                    "40000".to_owned(),
+                ];
+                if let Some(endpoint) = &zmq {
+                    args.push("--kv-events-config".to_owned());
+                    args.push(
+                        serde_json::json!({
+                            "enable_kv_cache_events": true,
+                            "publisher": "zmq",
+                            "endpoint": endpoint,
+                            "topic": format!("kv@127.0.0.1:{port}@{MODEL}"),
+                        })
+                        .to_string(),
+                    );
+                }
+                args.extend(sim_args.iter().map(|arg| (*arg).to_owned()));
+                if let Some(endpoint) = otlp {
+                    args.push("--otlp-traces-endpoint".to_owned());
+                    args.push(endpoint.to_owned());
+                }
+                let config = vllm_sim::Config::from_args(args).expect("valid simulator flags");
+                match vllm_sim::spawn(config).await {
+                    Ok(sim) => break sim,
+                    Err(error) if attempts >= 5 => panic!("the simulator starts: {error}"),
+                    Err(error) => {
+                        eprintln!("simulator on port {port} did not start ({error}); another port");
+                        port = free_port();
+                        moved = true;
+                    }
+                }
+            };
+            sims.push(sim);
+        }
+        if moved {
+            epp.datastore().set_endpoints(
+                sims.iter()
+                    .map(|sim| epp::datastore::EndpointSpec::new(&sim.addr().to_string()))
+                    .collect(),
+            );
         }
         let topology = Topology { epp, sims, tls };
         let deadline = Instant::now() + PATIENCE;
