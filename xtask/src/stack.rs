@@ -183,9 +183,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The spans once every successful request's trace has its engine span, or once nothing new
-/// has arrived for longer than an exporter's batch interval (5 s by default), or at
-/// `patience`.
+/// The spans once every successful request's trace holds every hop (the report's
+/// completeness test), or once nothing new has arrived for longer than an exporter's batch
+/// interval (5 s by default), or at `patience`.
 fn settle(sink: &otlp::Sink, records: &Path, patience: Duration) -> Vec<otlp::SpanRecord> {
     let wanted: std::collections::HashSet<String> = std::fs::read_to_string(records)
         .unwrap_or_default()
@@ -199,15 +199,22 @@ fn settle(sink: &otlp::Sink, records: &Path, patience: Duration) -> Vec<otlp::Sp
     let (mut seen, mut last_change) = (0, Instant::now());
     loop {
         let spans = sink.spans();
-        let traced: std::collections::HashSet<&str> = spans
-            .iter()
-            .filter(|span| span.name == metrics_schema::spans::VLLM_LLM_REQUEST.name)
-            .map(|span| span.trace_id.as_str())
-            .collect();
+        let mut by_trace: std::collections::HashMap<&str, Vec<&otlp::SpanRecord>> =
+            std::collections::HashMap::new();
+        for span in &spans {
+            by_trace
+                .entry(span.trace_id.as_str())
+                .or_default()
+                .push(span);
+        }
         if spans.len() != seen {
             (seen, last_change) = (spans.len(), Instant::now());
         }
-        let done = wanted.iter().all(|trace| traced.contains(trace.as_str()));
+        let done = wanted.iter().all(|trace| {
+            by_trace
+                .get(trace.as_str())
+                .is_some_and(|trace| report::is_complete(trace))
+        });
         if done || last_change.elapsed() > quiet || Instant::now() >= deadline {
             return spans;
         }

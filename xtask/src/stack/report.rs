@@ -351,13 +351,9 @@ pub(crate) fn trace_section(spans: &[SpanRecord], client_jsonl: &Path, rejected:
         .iter()
         .filter(|r| r.ok)
         .filter(|r| {
-            by_trace.get(r.trace_id.as_str()).is_some_and(|trace| {
-                let has = |name: &str| trace.iter().any(|s| s.name == name);
-                has(spans::GATEWAY_REQUEST.name)
-                    && has(spans::PD_PROXY_REQUEST.name)
-                    && has(spans::VLLM_LLM_REQUEST.name)
-                    && trace.iter().any(|s| s.service == GATEWAY_SERVICE)
-            })
+            by_trace
+                .get(r.trace_id.as_str())
+                .is_some_and(|trace| is_complete(trace))
         })
         .count();
     let _ = writeln!(
@@ -499,4 +495,13 @@ fn timeline(trace: &[&SpanRecord]) -> String {
         );
     }
     out
+}
+
+/// Whether one trace holds every hop: Envoy's spans, the EPP's, the sidecar's and the engine's.
+pub(crate) fn is_complete(trace: &[&SpanRecord]) -> bool {
+    let has = |name: &str| trace.iter().any(|s| s.name == name);
+    has(spans::GATEWAY_REQUEST.name)
+        && has(spans::PD_PROXY_REQUEST.name)
+        && has(spans::VLLM_LLM_REQUEST.name)
+        && trace.iter().any(|s| s.service == GATEWAY_SERVICE)
 }
