@@ -200,6 +200,10 @@ async fn envoy_overhead(samples: usize) {
     let topology = topology::Topology::start_tls(1, &topology::precise_config(), None).await;
     let sim = topology.sims[0].addr();
     let envoy = envoy_proc::Envoy::start(topology.epp.addr(), sim, None).await;
+    // The same pod behind a plaintext EPP, to show what TLS to the EPP costs.
+    let plain = topology::Topology::start(1, &topology::precise_config(), None).await;
+    let plain_envoy =
+        envoy_proc::Envoy::start_with(plain.epp.addr(), false, plain.sims[0].addr(), None).await;
     let client = topology::client();
     let body = topology::completion(&topology::shared_prefix(0, 300));
     let mut run = |url: String| {
@@ -229,18 +233,20 @@ async fn envoy_overhead(samples: usize) {
     let direct = run(format!("http://{sim}/v1/completions")).await;
     let envoy_direct = run(format!("{}/v1/completions", envoy.direct_url())).await;
     let envoy_epp = run(format!("{}/v1/completions", envoy.gateway_url())).await;
+    let envoy_plain_epp = run(format!("{}/v1/completions", plain_envoy.gateway_url())).await;
     let _ = &mut run;
     println!(
         "\nEnvoy overhead ({samples} sequential completions, 300-word prompt, 1 output token):"
     );
-    println!("{:<28} {:>12} {:>12}", "path", "p50", "p99");
+    println!("{:<34} {:>12} {:>12}", "path", "p50", "p99");
     for (name, times) in [
         ("client → sim", &direct),
         ("client → Envoy → sim", &envoy_direct),
-        ("client → Envoy+EPP → sim", &envoy_epp),
+        ("client → Envoy+EPP (TLS) → sim", &envoy_epp),
+        ("client → Envoy+EPP (plain) → sim", &envoy_plain_epp),
     ] {
         println!(
-            "{name:<28} {:>12} {:>12}",
+            "{name:<34} {:>12} {:>12}",
             fmt(percentile(times, 0.5)),
             fmt(percentile(times, 0.99))
         );
@@ -253,8 +259,16 @@ async fn envoy_overhead(samples: usize) {
         percentile(&envoy_epp, 0.5).as_secs_f64() / percentile(&envoy_direct, 0.5).as_secs_f64(),
         percentile(&envoy_epp, 0.99).as_secs_f64() / percentile(&envoy_direct, 0.99).as_secs_f64(),
     );
+    println!(
+        "TLS to the EPP: p50 {:.2}×, p99 {:.2}× the plaintext EPP path",
+        percentile(&envoy_epp, 0.5).as_secs_f64() / percentile(&envoy_plain_epp, 0.5).as_secs_f64(),
+        percentile(&envoy_epp, 0.99).as_secs_f64()
+            / percentile(&envoy_plain_epp, 0.99).as_secs_f64(),
+    );
     drop(envoy);
+    drop(plain_envoy);
     topology.shutdown().await;
+    plain.shutdown().await;
 }
 
 fn main() {

@@ -53,9 +53,23 @@ pub struct EnvoyPorts {
 pub fn config(
     ports: &EnvoyPorts,
     epp: SocketAddr,
+    epp_tls: bool,
     direct_upstream: SocketAddr,
     otlp: Option<SocketAddr>,
 ) -> String {
+    // As upstream's: TLS to the EPP's self-signed certificate, no validation.
+    let epp_transport = if epp_tls {
+        "
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          alpn_protocols: [h2]
+          validation_context: {}"
+    } else {
+        ""
+    };
     let tracing = match otlp {
         Some(_) => "
           tracing:
@@ -182,15 +196,7 @@ static_resources:
     typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    # As upstream's: TLS to the EPP's self-signed certificate, no validation.
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        common_tls_context:
-          alpn_protocols: [h2]
-          validation_context: {{}}
+        explicit_http_config: {{http2_protocol_options: {{}}}}{epp_transport}
     load_assignment:
       cluster_name: epp
       endpoints:
@@ -226,8 +232,19 @@ static BASE_ID: AtomicU32 = AtomicU32::new(0);
 
 impl Envoy {
     /// Starts Envoy with `config(ports, ...)` and waits until `/ready` answers LIVE.
+    /// Envoy in front of an EPP that serves TLS (the default, as upstream).
     pub async fn start(
         epp: SocketAddr,
+        direct_upstream: SocketAddr,
+        otlp: Option<SocketAddr>,
+    ) -> Envoy {
+        Envoy::start_with(epp, true, direct_upstream, otlp).await
+    }
+
+    /// Envoy in front of an EPP with `epp_tls` on or off (`--secure-serving=false`).
+    pub async fn start_with(
+        epp: SocketAddr,
+        epp_tls: bool,
         direct_upstream: SocketAddr,
         otlp: Option<SocketAddr>,
     ) -> Envoy {
@@ -239,8 +256,11 @@ impl Envoy {
         // Unique per process and per start, so parallel tests never share shared memory.
         let base_id = std::process::id() % 100_000 * 100 + BASE_ID.fetch_add(1, Ordering::Relaxed);
         let config_path = std::env::temp_dir().join(format!("epp-envoy-{base_id}.yaml"));
-        std::fs::write(&config_path, config(&ports, epp, direct_upstream, otlp))
-            .expect("write Envoy config");
+        std::fs::write(
+            &config_path,
+            config(&ports, epp, epp_tls, direct_upstream, otlp),
+        )
+        .expect("write Envoy config");
         let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(&config_path)
