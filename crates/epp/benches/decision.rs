@@ -15,8 +15,6 @@
 
 #![allow(clippy::print_stdout, unreachable_pub)]
 
-#[path = "../tests/support/envoy.rs"]
-mod envoy_proc;
 #[path = "../tests/support/topology.rs"]
 mod topology;
 
@@ -199,11 +197,12 @@ async fn envoy_overhead(samples: usize) {
     }
     let topology = topology::Topology::start_tls(1, &topology::precise_config(), None).await;
     let sim = topology.sims[0].addr();
-    let envoy = envoy_proc::Envoy::start(topology.epp.addr(), sim, None).await;
+    let envoy = test_support::envoy::Envoy::start(topology.epp.addr(), sim, None).await;
     // The same pod behind a plaintext EPP, to show what TLS to the EPP costs.
     let plain = topology::Topology::start(1, &topology::precise_config(), None).await;
     let plain_envoy =
-        envoy_proc::Envoy::start_with(plain.epp.addr(), false, plain.sims[0].addr(), None).await;
+        test_support::envoy::Envoy::start_with(plain.epp.addr(), false, plain.sims[0].addr(), None)
+            .await;
     let client = topology::client();
     let body = topology::completion(&topology::shared_prefix(0, 300));
     let mut run = |url: String| {

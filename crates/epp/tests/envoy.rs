@@ -5,14 +5,12 @@
 //!
 //! Needs Envoy: `ENVOY_BIN`, or `scripts/install-tools.sh` (fails, not skips, without it).
 
-#[path = "support/envoy.rs"]
-mod envoy_proc;
 #[path = "support/topology.rs"]
 mod topology;
 
 use std::time::{Duration, Instant};
 
-use envoy_proc::Envoy;
+use test_support::envoy::Envoy;
 use topology::{
     PATIENCE, Routed, Sink, Topology, client, completion, prefix_cache_totals, route, shared_prefix,
 };

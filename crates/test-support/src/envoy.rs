@@ -1,9 +1,7 @@
-//! A real Envoy for the end-to-end layer: found through `ENVOY_BIN` or the workspace's
-//! `.tools/envoy-venv` (installed by `scripts/install-tools.sh`), started on ephemeral
-//! loopback ports with a generated config, ready when its admin `/ready` says LIVE, and always
-//! killed on drop.
-
-#![allow(dead_code, unreachable_pub)]
+//! A real Envoy in the Gateway API Inference Extension's shape, for the end-to-end tests of
+//! the EPP and the sidecar: found through `ENVOY_BIN` or the workspace's `.tools/envoy-venv`
+//! (installed by `scripts/install-tools.sh`), started on ephemeral loopback ports with a
+//! generated config, ready when its admin `/ready` says LIVE, and always killed on drop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +14,7 @@ pub fn envoy_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("ENVOY_BIN") {
         return PathBuf::from(path);
     }
+    // test-support's own directory, two levels under the workspace root.
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let venv = workspace.join(".tools/envoy-venv");
     // Prefer the real ELF inside the wheel over the Python console script, so the child we
@@ -249,9 +248,9 @@ impl Envoy {
         otlp: Option<SocketAddr>,
     ) -> Envoy {
         let ports = EnvoyPorts {
-            admin: super::topology::free_port(),
-            gateway: super::topology::free_port(),
-            direct: super::topology::free_port(),
+            admin: free_port(),
+            gateway: free_port(),
+            direct: free_port(),
         };
         // Unique per process and per start, so parallel tests never share shared memory.
         let base_id = std::process::id() % 100_000 * 100 + BASE_ID.fetch_add(1, Ordering::Relaxed);
@@ -282,23 +281,13 @@ impl Envoy {
             ports,
             config_path,
         };
-        let client = super::topology::client();
-        let deadline = Instant::now() + super::topology::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             if let Ok(Some(status)) = envoy.child.try_wait() {
                 panic!("Envoy exited during start-up with {status}");
             }
-            let ready = client
-                .get(format!("http://127.0.0.1:{}/ready", envoy.ports.admin))
-                .send()
-                .await;
-            if let Ok(response) = ready
-                && response.status() == 200
-                && response
-                    .text()
-                    .await
-                    .is_ok_and(|body| body.trim() == "LIVE")
-            {
+            let ready = http_get(envoy.ports.admin, "/ready").await;
+            if ready.is_some_and(|(status, body)| status == 200 && body.trim() == "LIVE") {
                 break;
             }
             assert!(Instant::now() < deadline, "Envoy becomes ready");
@@ -317,13 +306,66 @@ impl Envoy {
 
     /// One admin stat's value.
     pub async fn stat(&self, name: &str) -> Option<u64> {
-        let text = super::topology::scrape(&format!(
-            "http://127.0.0.1:{}/stats?filter=^{name}$",
-            self.ports.admin
-        ))
-        .await;
+        let (_, text) = http_get(self.ports.admin, &format!("/stats?filter=^{name}$")).await?;
         text.lines()
             .find_map(|line| line.strip_prefix(&format!("{name}: ")))
             .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// How long Envoy may take to become ready.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("an ephemeral port")
+}
+
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, `Connection: close`: Envoy refuses HTTP/1.0):
+/// the status and the body, `None` when Envoy does not answer (yet).
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.ok()?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    Some((
+        status,
+        if chunked {
+            dechunk(body)?
+        } else {
+            body.to_owned()
+        },
+    ))
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body (Envoy's admin answers chunked).
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size..)?.strip_prefix("\r\n")?;
     }
 }
