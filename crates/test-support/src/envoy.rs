@@ -46,9 +46,8 @@ pub struct EnvoyPorts {
     pub direct: u16,
 }
 
-/// The GAIE pattern (llm-d-router `deploy/environments/dev/e2e-infra/envoy.yaml`, tooling
-/// Appendix A): ext_proc FULL_DUPLEX_STREAMED to the EPP, an ORIGINAL_DST cluster keyed by
-/// `x-gateway-destination-endpoint`, OpenTelemetry tracing to `otlp`.
+/// The GAIE pattern (`envoy_config::Gateway`) on `ports`: ext_proc to the EPP (TLS when
+/// `epp_tls`), a direct listener to `direct_upstream`, OTLP/gRPC tracing to `otlp`.
 pub fn config(
     ports: &EnvoyPorts,
     epp: SocketAddr,
@@ -56,160 +55,20 @@ pub fn config(
     direct_upstream: SocketAddr,
     otlp: Option<SocketAddr>,
 ) -> String {
-    // As upstream's: TLS to the EPP's self-signed certificate, no validation.
-    let epp_transport = if epp_tls {
-        "
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        common_tls_context:
-          alpn_protocols: [h2]
-          validation_context: {}"
-    } else {
-        ""
-    };
-    let tracing = match otlp {
-        Some(_) => "
-          tracing:
-            random_sampling: {value: 100}
-            provider:
-              name: envoy.tracers.opentelemetry
-              typed_config:
-                \"@type\": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
-                grpc_service:
-                  envoy_grpc: {cluster_name: otlp_collector}
-                  timeout: 1s
-                service_name: inference-gateway"
-            .to_owned(),
-        None => String::new(),
-    };
-    let otlp_cluster = match otlp {
-        Some(addr) => format!(
-            "
-  - name: otlp_collector
-    type: STATIC
-    connect_timeout: 5s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: otlp_collector
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: {}, port_value: {}}}}}}}",
-            addr.ip(),
-            addr.port()
-        ),
-        None => String::new(),
-    };
-    format!(
-        r#"admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-  - name: inference_gateway
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {gateway}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: inference_gateway
-          generate_request_id: true{tracing}
-          route_config:
-            name: local_route
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: original_destination_cluster, timeout: 86400s, idle_timeout: 86400s}}
-                response_headers_to_add:
-                - header: {{key: x-upstream-host, value: "%UPSTREAM_HOST%"}}
-          http_filters:
-          - name: envoy.filters.http.ext_proc
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
-              grpc_service:
-                envoy_grpc: {{cluster_name: epp}}
-                timeout: 10s
-              failure_mode_allow: false
-              allow_mode_override: true
-              processing_mode:
-                request_header_mode: SEND
-                response_header_mode: SEND
-                request_body_mode: FULL_DUPLEX_STREAMED
-                response_body_mode: FULL_DUPLEX_STREAMED
-                request_trailer_mode: SEND
-                response_trailer_mode: SEND
-              message_timeout: 1000s
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-              suppress_envoy_headers: true
-  - name: direct
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {direct}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: direct
-          route_config:
-            name: direct_route
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: direct_upstream, timeout: 86400s}}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-              suppress_envoy_headers: true
-  clusters:
-  - name: original_destination_cluster
-    type: ORIGINAL_DST
-    connect_timeout: 5s
-    lb_policy: CLUSTER_PROVIDED
-    circuit_breakers:
-      thresholds:
-      - {{max_connections: 40000, max_pending_requests: 40000, max_requests: 40000}}
-    original_dst_lb_config:
-      use_http_header: true
-      http_header_name: x-gateway-destination-endpoint
-  - name: direct_upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: direct_upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: {direct_ip}, port_value: {direct_port}}}}}}}
-  - name: epp
-    type: STATIC
-    connect_timeout: 5s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}{epp_transport}
-    load_assignment:
-      cluster_name: epp
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: {epp_ip}, port_value: {epp_port}}}}}}}{otlp_cluster}
-"#,
-        admin = ports.admin,
-        gateway = ports.gateway,
-        direct = ports.direct,
-        direct_ip = direct_upstream.ip(),
-        direct_port = direct_upstream.port(),
-        epp_ip = epp.ip(),
-        epp_port = epp.port(),
-    )
+    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    envoy_config::Gateway {
+        admin: local(ports.admin),
+        listen: local(ports.gateway),
+        epp,
+        epp_tls,
+        direct: Some((local(ports.direct), direct_upstream)),
+        tracing: otlp.map(|collector| envoy_config::Tracing {
+            collector,
+            transport: envoy_config::OtlpTransport::Grpc,
+            service_name: "inference-gateway".to_owned(),
+        }),
+    }
+    .render("test_support::envoy")
 }
 
 /// A running Envoy; killed on drop.
