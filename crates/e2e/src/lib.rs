@@ -58,6 +58,25 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs `scripts/<name>` with bash and returns its stdout; panics with both streams when it
+/// fails, naming what it `needs`.
+pub fn run_check_script(name: &str, needs: &str) -> String {
+    let script = workspace_root().join("scripts").join(name);
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|error| panic!("running {}: {error}", script.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} failed ({}); it needs {needs}:\n{stdout}\n{stderr}",
+        script.display(),
+        output.status
+    );
+    stdout
+}
+
 /// A directory under the system temp dir, removed with everything in it on drop.
 #[derive(Debug)]
 pub struct TempDir {

@@ -4,24 +4,8 @@
 //! registries (tooling notes §5d–f); this is the closest real check of what `kubectl apply`
 //! would accept.
 
-use std::process::Command;
-
-use e2e::workspace_root;
-
 #[test]
 fn guide_manifests_match_kubernetes_schemas() {
-    let script = workspace_root().join("scripts/check-manifests.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|error| panic!("running {}: {error}", script.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{} failed ({}); it needs python3 with venv:\n{stdout}\n{stderr}",
-        script.display(),
-        output.status
-    );
+    let stdout = e2e::run_check_script("check-manifests.sh", "python3 with venv");
     assert!(stdout.contains("guide manifests valid"), "{stdout}");
 }

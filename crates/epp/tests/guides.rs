@@ -170,16 +170,9 @@ async fn every_guide_config_starts_the_epp_with_the_charts_arguments() {
             .position(|arg| arg == "--pool-name")
             .expect("pool");
         local.drain(pool_at..pool_at + 4);
+        local.extend(topology::LOOPBACK_PORTS.iter().map(|arg| (*arg).to_owned()));
         local.extend(
             [
-                "--host",
-                "127.0.0.1",
-                "--grpc-port",
-                "0",
-                "--grpc-health-port",
-                "0",
-                "--metrics-port",
-                "0",
                 "--endpoint",
                 "127.0.0.1:1;llm-d.ai/role=decode",
                 "--endpoint",

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use test_support::kube_api::{KubeApi, inference_pools, pods};
-use topology::{MODEL, PATIENCE, Routed, completion, free_port, metric_sum, route, scrape};
+use topology::{
+    LOOPBACK_PORTS, MODEL, PATIENCE, Routed, completion, free_port, metric_sum, route, scrape,
+};
 
 const NS: &str = "llm-d";
 
@@ -109,15 +111,6 @@ async fn the_epp_routes_to_the_ready_pods_of_its_pool() {
     api.apply(&pods(NS), pod_object("decode-c", "127.0.0.3", false));
 
     let args = [
-        "epp",
-        "--host",
-        "127.0.0.1",
-        "--grpc-port",
-        "0",
-        "--grpc-health-port",
-        "0",
-        "--metrics-port",
-        "0",
         "--refresh-metrics-interval",
         "50ms",
         "--secure-serving=false",
@@ -130,6 +123,7 @@ async fn the_epp_routes_to_the_ready_pods_of_its_pool() {
         "--config-text",
         "plugins:\n- type: random-picker\n",
     ];
+    let args = ["epp"].iter().chain(LOOPBACK_PORTS).chain(&args);
     let mut config = epp::Config::parse(args, &epp::env::TestEnv(HashMap::new())).expect("flags");
     config.kube_client = Some(epp::env::KubeClient(api.client()));
     let epp = epp::spawn(config).await.expect("the EPP starts");
@@ -180,21 +174,13 @@ async fn metrics_answer_only_tokens_allowed_to_read_them() {
     api.allow_metrics(reader);
     api.add_token("other-token", "system:serviceaccount:llm-d:default");
     let args = [
-        "epp",
-        "--host",
-        "127.0.0.1",
-        "--grpc-port",
-        "0",
-        "--grpc-health-port",
-        "0",
-        "--metrics-port",
-        "0",
         "--secure-serving=false",
         "--pool-name",
         "sim-pool",
         "--pool-namespace",
         NS,
     ];
+    let args = ["epp"].iter().chain(LOOPBACK_PORTS).chain(&args);
     let mut config = epp::Config::parse(args, &epp::env::TestEnv(HashMap::new())).expect("flags");
     assert!(
         config.metrics_auth,

@@ -257,14 +257,19 @@ fn internal_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(status)).into_response()
 }
 
+/// Counts the request; while failing, the 500 to answer instead.
+fn count_and_check(inner: &Inner) -> Option<Response> {
+    inner.requests.fetch_add(1, Ordering::SeqCst);
+    (*inner.failing.borrow()).then(internal_error)
+}
+
 /// `POST tokenreviews`: the review back with `status.authenticated` and the user.
 async fn token_review(
     State(inner): State<Arc<Inner>>,
     axum::Json(mut review): axum::Json<Value>,
 ) -> Response {
-    inner.requests.fetch_add(1, Ordering::SeqCst);
-    if *inner.failing.borrow() {
-        return internal_error();
+    if let Some(refused) = count_and_check(&inner) {
+        return refused;
     }
     let token = review["spec"]["token"].as_str().unwrap_or_default();
     let user = inner.tokens.lock().expect("tokens").get(token).cloned();
@@ -282,9 +287,8 @@ async fn access_review(
     State(inner): State<Arc<Inner>>,
     axum::Json(mut review): axum::Json<Value>,
 ) -> Response {
-    inner.requests.fetch_add(1, Ordering::SeqCst);
-    if *inner.failing.borrow() {
-        return internal_error();
+    if let Some(refused) = count_and_check(&inner) {
+        return refused;
     }
     let spec = &review["spec"];
     let user = spec["user"].as_str().unwrap_or_default();
@@ -301,9 +305,8 @@ async fn access_review(
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
-    inner.requests.fetch_add(1, Ordering::SeqCst);
-    if *inner.failing.borrow() {
-        return internal_error();
+    if let Some(refused) = count_and_check(&inner) {
+        return refused;
     }
     let collection = uri.path().trim_start_matches('/').to_owned();
     let query = query(&uri);

@@ -24,6 +24,18 @@ pub const MODEL: &str = "sim-model";
 /// How long any eventual condition may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The EPP's listeners on ephemeral loopback ports (ext_proc, gRPC health, metrics).
+pub const LOOPBACK_PORTS: &[&str] = &[
+    "--host",
+    "127.0.0.1",
+    "--grpc-port",
+    "0",
+    "--grpc-health-port",
+    "0",
+    "--metrics-port",
+    "0",
+];
+
 /// A port that was free a moment ago (bind 127.0.0.1:0 and release).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -112,21 +124,14 @@ impl Topology {
         serve_tls: bool,
     ) -> Topology {
         let ports: Vec<u16> = (0..n_sims).map(|_| free_port()).collect();
-        let mut args = vec![
-            "epp".to_owned(),
-            "--host".to_owned(),
-            "127.0.0.1".to_owned(),
-            "--grpc-port".to_owned(),
-            "0".to_owned(),
-            "--grpc-health-port".to_owned(),
-            "0".to_owned(),
-            "--metrics-port".to_owned(),
-            "0".to_owned(),
+        let mut args = vec!["epp".to_owned()];
+        args.extend(LOOPBACK_PORTS.iter().map(|arg| (*arg).to_owned()));
+        args.extend([
             "--refresh-metrics-interval".to_owned(),
             "50ms".to_owned(),
             "--config-text".to_owned(),
             config_yaml.to_owned(),
-        ];
+        ]);
         for port in &ports {
             args.push("--endpoint".to_owned());
             args.push(format!("127.0.0.1:{port}"));
