@@ -169,8 +169,6 @@ fn nodelay(
 
 /// How often a mounted certificate is checked for a renewal (`--enable-cert-reload`).
 const CERT_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-/// A client that has not finished its TLS handshake by then is dropped.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// TLS connections of `listener`, each handshake on its own task so a slow client delays no
 /// other; failed handshakes are counted and dropped.
@@ -201,17 +199,13 @@ fn tls_incoming(
             let (acceptor, handshaken, metrics) =
                 (acceptor.clone(), sender.clone(), Arc::clone(&metrics));
             tokio::spawn(async move {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
+                match server_tls::handshake(&acceptor, tcp).await {
+                    Ok(stream) => {
                         let _ = handshaken.send(Ok(stream)).await;
                     }
-                    Ok(Err(error)) => {
+                    Err(error) => {
                         metrics.tls_handshake_failures.inc(&[]);
-                        tracing::debug!(%peer, %error, "ext_proc TLS handshake failed.");
-                    }
-                    Err(_) => {
-                        metrics.tls_handshake_failures.inc(&[]);
-                        tracing::debug!(%peer, "ext_proc TLS handshake timed out.");
+                        tracing::debug!(%peer, %error, "ext_proc connection refused.");
                     }
                 }
             });

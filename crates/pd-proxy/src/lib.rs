@@ -30,8 +30,6 @@ pub use proxy::{PREFILL_HEADER, prefill_targets};
 
 /// How long shutdown waits for in-flight responses.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
-/// A client that has not finished its TLS handshake by then is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors that stop a sidecar from starting.
 #[derive(Debug, thiserror::Error)]
@@ -339,17 +337,11 @@ async fn serve<S, F>(
                             watcher.watch(connection).await
                         }
                         Some((acceptor, failures)) => {
-                            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                            let stream = match handshake {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
+                            let stream = match server_tls::handshake(&acceptor, stream).await {
+                                Ok(stream) => stream,
+                                Err(error) => {
                                     failures.inc();
-                                    tracing::debug!(%error, "TLS handshake failed.");
-                                    return;
-                                }
-                                Err(_) => {
-                                    failures.inc();
-                                    tracing::debug!("TLS handshake timed out.");
+                                    tracing::debug!(%error, "Connection refused.");
                                     return;
                                 }
                             };

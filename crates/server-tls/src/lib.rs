@@ -41,6 +41,31 @@ pub enum Error {
     Rustls(#[from] rustls::Error),
 }
 
+/// A client that has not finished its handshake by then is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a connection's handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("TLS handshake failed: {0}")]
+    Failed(#[source] std::io::Error),
+    #[error("TLS handshake timed out after {HANDSHAKE_TIMEOUT:?}")]
+    TimedOut,
+}
+
+/// The TLS handshake of one accepted connection, bounded by [`HANDSHAKE_TIMEOUT`]; callers
+/// count the failures.
+pub async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, HandshakeError> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(HandshakeError::Failed(error)),
+        Err(_) => Err(HandshakeError::TimedOut),
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
